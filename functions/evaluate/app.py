@@ -1,0 +1,36 @@
+"""Evaluate: scores -> confidence and flags -> the record (written once) -> the review queue.
+
+The state machine's failure path calls this too, with ``failure`` in the input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from doctriage_core import runtime
+from doctriage_core.pipeline import evaluate_document
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="document.document_id")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary = evaluate_document(
+        event,
+        store=runtime.document_store(),
+        results=runtime.results_table(),
+        review_queue=runtime.review_queue(),
+        settings=runtime.settings(),
+    )
+    name = "DocumentsFailed" if summary["status"] == "failed" else (
+        "DocumentsAutoApproved" if summary["review_status"] == "auto" else "DocumentsNeedReview"
+    )
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    logger.info("document recorded", **summary)
+    return summary

@@ -1,0 +1,33 @@
+"""Poll: one check of a Datalab request; returns a small status with the next wait.
+
+Transient Datalab errors propagate by class name for the state machine to retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from doctriage_core import runtime
+from doctriage_core.pipeline import check_extraction
+
+logger = Logger()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="document.document_id")
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    status = check_extraction(
+        event,
+        datalab=runtime.datalab_client(),
+        store=runtime.document_store(),
+        settings=runtime.settings(),
+    )
+    metrics.add_metric(name="DatalabPolls", unit=MetricUnit.Count, value=1)
+    logger.info("checked extraction", phase=status["phase"], ready=status["ready"],
+                next_wait_seconds=status["next_wait_seconds"], polls=status["polls"])
+    return status

@@ -1,0 +1,70 @@
+"""Settings read from the Lambda environment (set by template.yaml), validated once per container.
+
+Read on first use, never at import, so tests and the local stack can set the environment first.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+class ConfigError(RuntimeError):
+    """The function is deployed with a missing or invalid setting: an operator must fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    documents_bucket: str
+    results_table: str
+    review_queue_url: str
+    datalab_api_url: str
+    datalab_api_key_secret_arn: str
+    human_review_threshold: float
+    processing_deadline_seconds: float
+    scoring_deadline_seconds: float
+    state_machine_arn: str | None = None
+    idempotency_table: str | None = None
+    submit_max_receives: int = 5
+    # Local runs only: 0.01 makes every deadline and elapsed time count 100x faster.
+    time_scale: float = 1.0
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+def _number(name: str, default: float, *, low: float, high: float = math.inf) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number") from exc
+    if not (low <= value <= high):
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings(
+        documents_bucket=_required("DOCUMENTS_BUCKET"),
+        results_table=_required("RESULTS_TABLE"),
+        review_queue_url=_required("REVIEW_QUEUE_URL"),
+        datalab_api_url=_required("DATALAB_API_URL"),
+        datalab_api_key_secret_arn=_required("DATALAB_API_KEY_SECRET_ARN"),
+        human_review_threshold=_number("HUMAN_REVIEW_THRESHOLD", 0.85, low=0.0, high=1.0),
+        processing_deadline_seconds=_number("PROCESSING_DEADLINE_SECONDS", 1800, low=1),
+        scoring_deadline_seconds=_number("SCORING_DEADLINE_SECONDS", 300, low=1),
+        state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
+        idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
+        submit_max_receives=int(_number("SUBMIT_MAX_RECEIVES", 5, low=1, high=1000)),
+        time_scale=_number("DOCTRIAGE_TIME_SCALE", 1.0, low=1e-6, high=1.0),
+    )

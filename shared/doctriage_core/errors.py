@@ -1,0 +1,143 @@
+"""Every exception the workflow raises on purpose.
+
+Step Functions matches a Lambda error by the exception's *class name* (the runtime reports it as
+``errorType``), never by its base class, so the ASL lists these names one by one and a test checks
+that each name there exists here and that every transient one is retried.
+
+Permanent errors carry a short ``reason`` slug: it becomes the record's flag
+``extraction_failed:<reason>``.
+"""
+
+from __future__ import annotations
+
+
+class DoctriageError(Exception):
+    """Base of all our errors."""
+
+    reason = "internal_error"
+    transient = False
+
+
+# --- transient: the state machine retries these with backoff and jitter --------------------------
+
+
+class TransientError(DoctriageError):
+    transient = True
+    reason = "datalab_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatalabRateLimited(TransientError):
+    """429: over the per-minute or concurrent request limit."""
+
+    reason = "rate_limited"
+
+
+class DatalabServerError(TransientError):
+    """500, 502, 503, 504 or 529 (overloaded)."""
+
+    reason = "datalab_server_error"
+
+
+class DatalabUnreachable(TransientError):
+    """Connection refused or reset, DNS failure, read or connect timeout."""
+
+    reason = "datalab_unreachable"
+
+
+# --- permanent: the failure path records the document as failed ---------------------------------
+
+
+class PermanentError(DoctriageError):
+    reason = "internal_error"
+
+
+class DatalabAuthError(PermanentError):
+    """401 / 403: the API key is wrong or the subscription is inactive."""
+
+    reason = "datalab_auth"
+
+
+class DatalabRequestRejected(PermanentError):
+    """400 / 413 / 422: Datalab refused the request itself (file type, size, schema)."""
+
+    reason = "datalab_rejected"
+
+
+class DatalabResultExpired(PermanentError):
+    """404 on poll: Datalab no longer knows the request (results expire about an hour after)."""
+
+    reason = "result_expired"
+
+
+class DatalabExtractionFailed(PermanentError):
+    """Status ``failed``, or ``complete`` with ``success: false``."""
+
+    reason = "datalab_failed"
+
+
+class DatalabMalformedResponse(PermanentError):
+    """A response we cannot read: not JSON, missing fields, or unparsable extraction JSON."""
+
+    reason = "malformed_result"
+
+
+class UntrustedCheckUrl(PermanentError):
+    """A ``request_check_url`` on a host or scheme other than the configured API: the key stays home."""
+
+    reason = "untrusted_check_url"
+
+
+class DeadlineExceeded(PermanentError):
+    """Datalab did not finish processing before the processing deadline."""
+
+    reason = "timeout"
+
+
+class InvalidDocument(PermanentError):
+    """The uploaded object cannot be sent: empty, too large, unsupported type, bad key, gone."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class SchemaNotFound(PermanentError):
+    """No ``schemas/<doc_type>.json`` in the bucket."""
+
+    reason = "schema_missing"
+
+
+class SchemaInvalid(PermanentError):
+    """The schema is not valid JSON, or not a JSON Schema object with ``properties``."""
+
+    reason = "schema_invalid"
+
+
+class InvalidThreshold(PermanentError):
+    """A review threshold that is not a number in [0, 1]."""
+
+    reason = "invalid_threshold"
+
+
+TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
+    DatalabRateLimited,
+    DatalabServerError,
+    DatalabUnreachable,
+)
+PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
+    DatalabAuthError,
+    DatalabRequestRejected,
+    DatalabResultExpired,
+    DatalabExtractionFailed,
+    DatalabMalformedResponse,
+    UntrustedCheckUrl,
+    DeadlineExceeded,
+    InvalidDocument,
+    SchemaNotFound,
+    SchemaInvalid,
+    InvalidThreshold,
+)
