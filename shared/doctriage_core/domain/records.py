@@ -1,0 +1,105 @@
+"""The result record (one per document, terminal) and the review-queue message.
+
+Shapes are fixed by ``contracts/record.schema.json`` and ``contracts/review-message.schema.json``.
+Records hold plain JSON values (floats, never Decimal or NaN); the storage adapter converts.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from doctriage_core.domain.documents import DocumentRef
+from doctriage_core.domain.evaluation import Evaluation
+
+REVIEW_MESSAGE_SCHEMA_VERSION = "1"
+# A failure message is for a human; capping it keeps a record well inside DynamoDB's 400 KB
+# item limit and SQS's 256 KB message limit whatever an upstream error text contains.
+MAX_ERROR_MESSAGE = 2000
+
+
+def utc_now_iso() -> str:
+    """Now as ISO 8601 UTC with milliseconds and a ``Z``: ``2025-01-31T12:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _datalab(request_id: str | None, result_key: str | None) -> dict[str, str | None]:
+    return {"request_id": request_id, "result_key": result_key}
+
+
+def complete_record(
+    evaluation: Evaluation,
+    *,
+    document: DocumentRef,
+    request_id: str | None,
+    result_key: str | None,
+    submitted_at: str | None,
+    completed_at: str,
+) -> dict[str, Any]:
+    """The record of a document Datalab extracted (review_status auto or needs_review)."""
+    return {
+        "document_id": document.document_id,
+        "status": "complete",
+        **evaluation.to_dict(),
+        "source": document.source(),
+        "datalab": _datalab(request_id, result_key),
+        "error": None,
+        "submitted_at": submitted_at,
+        "completed_at": completed_at,
+    }
+
+
+def _safe_threshold(threshold: object) -> float:
+    # The failure path must always write a record, even when the failure *is* a bad threshold.
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        return 1.0
+    value = float(threshold)
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 1.0
+
+
+def failed_record(
+    *,
+    document: DocumentRef,
+    reason: str,
+    error_type: str,
+    message: str,
+    threshold: float,
+    request_id: str | None = None,
+    result_key: str | None = None,
+    submitted_at: str | None = None,
+    completed_at: str,
+) -> dict[str, Any]:
+    """The record of a document that could not be extracted: needs_review, never dropped.
+
+    Never raises on odd input: a blank reason becomes ``internal_error`` (whitespace in it
+    ``_``), a threshold outside [0, 1] is clamped (NaN or a non-number becomes 1.0), the message
+    is capped.
+    """
+    return {
+        "document_id": document.document_id,
+        "status": "failed",
+        "review_status": "needs_review",
+        "flags": [f"extraction_failed:{'_'.join(reason.split()) or 'internal_error'}"],
+        "document_type": document.doc_type,
+        "document_type_confidence": None,
+        "extraction_score_average": None,
+        "human_review_threshold": _safe_threshold(threshold),
+        "fields": {},
+        "source": document.source(),
+        "datalab": _datalab(request_id, result_key),
+        "error": {"type": error_type or "Error", "message": str(message)[:MAX_ERROR_MESSAGE]},
+        "submitted_at": submitted_at,
+        "completed_at": completed_at,
+    }
+
+
+def review_message(record: dict[str, Any]) -> dict[str, Any]:
+    """The review-queue body: the whole record plus ``schema_version``.
+
+    Only needs_review records (failed ones included) belong on the review queue; anything else
+    is a caller bug, raised here rather than sent.
+    """
+    if record.get("review_status") != "needs_review":
+        raise ValueError("only needs_review records go to the review queue")
+    return {**record, "schema_version": REVIEW_MESSAGE_SCHEMA_VERSION}

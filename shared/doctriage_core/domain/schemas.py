@@ -1,0 +1,145 @@
+"""Extraction schemas and review thresholds.
+
+An extraction schema is a JSON Schema object stored at ``schemas/<doc_type>.json``: it is sent to
+Datalab as ``page_schema`` and it is also what we check the extracted values against. Each
+property is validated on its own by a compiled fastjsonschema validator, so one bad field never
+hides another.
+
+Thresholds (0-1) come from four places; the most specific present one wins: upload metadata >
+property ``x-review-threshold`` > top-level ``x-review-threshold`` > stack default.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import fastjsonschema
+
+from doctriage_core.errors import InvalidThreshold, SchemaInvalid
+
+THRESHOLD_KEY = "x-review-threshold"
+# Local definitions a property may $ref ("#/definitions/x", "#/$defs/x"): copied into each
+# property's own schema so the reference still resolves when the property is compiled alone.
+_DEFINITION_KEYS = ("definitions", "$defs")
+SUFFIXES = ("_citations", "_score")
+
+Validator = Callable[[Any], Any]
+
+
+def parse_threshold(value: object, *, source: str) -> float:
+    """A review threshold as a float in [0, 1]; numbers or numeric strings ("0.9").
+
+    Booleans, NaN, infinities, out-of-range values and anything else raise InvalidThreshold
+    naming ``source`` so the failure says where the bad value came from.
+    """
+    number: float | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not 0.0 <= number <= 1.0:  # NaN fails the range test too
+        raise InvalidThreshold(
+            f"{source}: review threshold must be a number in [0, 1], got {value!r}"
+        )
+    return number
+
+
+def document_threshold(
+    schema: dict[str, Any], *, default_threshold: float, upload_threshold: float | None
+) -> float:
+    """The document-level threshold: upload > document type (top-level key) > stack default."""
+    if upload_threshold is not None:
+        return parse_threshold(upload_threshold, source="upload metadata human-review-threshold")
+    if THRESHOLD_KEY in schema:
+        return parse_threshold(schema[THRESHOLD_KEY], source=f"schema top-level {THRESHOLD_KEY}")
+    return parse_threshold(default_threshold, source="stack default HumanReviewThreshold")
+
+
+def field_threshold(
+    schema: dict[str, Any],
+    name: str,
+    *,
+    default_threshold: float,
+    upload_threshold: float | None,
+) -> float:
+    """One property's threshold: upload > property > document type > stack default."""
+    prop = schema.get("properties", {}).get(name)
+    if upload_threshold is None and isinstance(prop, dict) and THRESHOLD_KEY in prop:
+        return parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
+    return document_threshold(
+        schema, default_threshold=default_threshold, upload_threshold=upload_threshold
+    )
+
+
+def property_validator(schema: dict[str, Any], name: str) -> Validator:
+    """The compiled validator of one property (cached by the property's JSON text)."""
+    prop = schema["properties"][name]
+    if not isinstance(prop, dict):
+        raise SchemaInvalid(f"property {name!r}: its schema must be a JSON object")
+    standalone = dict(prop)
+    for key in _DEFINITION_KEYS:
+        if key in schema and key not in standalone:
+            standalone[key] = schema[key]
+    try:
+        return _compile(json.dumps(standalone, sort_keys=True))
+    except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
+        raise SchemaInvalid(f"property {name!r}: not a usable JSON Schema: {exc}") from exc
+
+
+@lru_cache(maxsize=2048)
+def _compile(schema_text: str) -> Validator:
+    return fastjsonschema.compile(json.loads(schema_text))
+
+
+def load_schema(raw: bytes | str) -> dict[str, Any]:
+    """Parse and check an extraction schema; SchemaInvalid with a clear message if unusable.
+
+    Beyond JSON Schema itself we require: a non-empty ``properties`` object whose property schemas
+    are objects that compile; ``required`` a list of declared property names; every
+    ``x-review-threshold`` a number in [0, 1]; and no property named like another property's
+    ``_score`` / ``_citations`` key (``credit`` beside ``credit_score``), because Datalab's flat
+    output could not tell the value of one from the score of the other.
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        schema = json.loads(text)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SchemaInvalid(f"schema is not valid JSON: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise SchemaInvalid(f"schema must be a JSON object, got {type(schema).__name__}")
+    properties = schema.get("properties")
+    if not isinstance(properties, dict) or not properties:
+        raise SchemaInvalid('schema must have a non-empty "properties" object')
+    for name in properties:
+        if not name.strip():
+            raise SchemaInvalid("schema has a property with an empty name")
+        for suffix in SUFFIXES:
+            if name.endswith(suffix) and name[: -len(suffix)] in properties:
+                raise SchemaInvalid(
+                    f"property {name!r} collides with the {suffix} key of property "
+                    f"{name[: -len(suffix)]!r}; rename one of them"
+                )
+        property_validator(schema, name)
+    required = schema.get("required", [])
+    if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
+        raise SchemaInvalid('"required" must be a list of property names')
+    unknown = sorted(set(required) - set(properties))
+    if unknown:
+        raise SchemaInvalid(f'"required" names undeclared properties: {", ".join(unknown)}')
+    try:
+        if THRESHOLD_KEY in schema:
+            parse_threshold(schema[THRESHOLD_KEY], source=f"schema top-level {THRESHOLD_KEY}")
+        for name, prop in properties.items():
+            if THRESHOLD_KEY in prop:
+                parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
+    except InvalidThreshold as exc:
+        raise SchemaInvalid(str(exc)) from exc
+    return schema
