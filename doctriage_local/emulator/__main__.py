@@ -1,0 +1,52 @@
+"""Run the Datalab emulator on its own: ``python -m doctriage_local.emulator --port 8765``.
+
+Prints one JSON line ``{"url": ..., "api_key": ...}`` once it is listening, then serves until
+interrupted. Other processes add faults through ``POST /_emulator/faults``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from collections.abc import Sequence
+
+from .config import EmulatorConfig
+from .server import DatalabEmulator
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m doctriage_local.emulator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
+    parser.add_argument("--api-key", default=EmulatorConfig.api_key)
+    parser.add_argument("--scoring-lag", type=float, default=EmulatorConfig.scoring_lag_seconds)
+    parser.add_argument("--rate-limit-per-minute", type=int, default=None)
+    parser.add_argument("--max-concurrent", type=int, default=None)
+    parser.add_argument("--check-host", default=None, help="host to put in request_check_url")
+    args = parser.parse_args(argv)
+    config = EmulatorConfig(
+        api_key=args.api_key,
+        scoring_lag_seconds=args.scoring_lag,
+        time_scale=args.time_scale,
+        rate_limit_per_minute=args.rate_limit_per_minute,
+        max_concurrent=args.max_concurrent,
+        check_host=args.check_host,
+    )
+    emulator = DatalabEmulator(config, host=args.host, port=args.port).start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(json.dumps({"url": emulator.url, "api_key": emulator.api_key}), flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Reading an uploaded document: the PDF text layer as lines with boxes, and marker-style output.
+
+Coordinates follow marker: PDF points with the origin at the page's top-left corner, boxes as
+``[x0, y0, x1, y1]``. Block ids are ``/page/{page}/{BlockType}/{n}`` with the original 0-based page
+index. Files that are not PDFs have no text layer here (the emulator does no OCR).
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import statistics
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pypdfium2 as pdfium
+
+# pdfium is not thread-safe and the server handles requests in threads.
+_PDFIUM_LOCK = threading.Lock()
+
+# A horizontal gap wider than this share of the line height splits a line into segments
+# (columns, or a label and its value set apart); a word space is about a quarter of it.
+_SEGMENT_GAP = 0.6
+
+# The SDK's list of accepted file types.
+SUPPORTED_EXTENSIONS = frozenset(
+    {
+        ".pdf", ".png", ".jpg", ".jpeg", ".gif", ".tiff", ".webp", ".docx", ".doc", ".xlsx",
+        ".xlsm", ".xltx", ".xls", ".csv", ".ods", ".pptx", ".ppt", ".html", ".epub",
+    }
+)  # fmt: skip
+
+Box = tuple[float, float, float, float]
+
+
+class DocumentError(Exception):
+    """The file claims to be a PDF but pdfium cannot open it."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of text within a line, separated from its neighbours by a wide gap."""
+
+    text: str
+    x0: float
+    x1: float
+
+
+@dataclass(frozen=True)
+class Line:
+    id: str
+    page: int
+    text: str
+    bbox: Box
+    segments: tuple[Segment, ...]
+
+    @property
+    def height(self) -> float:
+        return self.bbox[3] - self.bbox[1]
+
+
+@dataclass(frozen=True)
+class Page:
+    index: int
+    width: float
+    height: float
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    pages: tuple[Page, ...]
+    page_count: int
+    has_text_layer: bool
+
+    @property
+    def lines(self) -> list[Line]:
+        return [line for page in self.pages for line in page.lines]
+
+
+def parse_page_range(spec: str) -> set[int]:
+    """``"0,5-10"`` -> {0, 5, ..., 10}; raises ValueError on anything else."""
+    pages: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        first, sep, last = part.partition("-")
+        start, end = int(first), int(last) if sep else int(first)
+        if start < 0 or end < start:
+            raise ValueError(f"bad page range {part!r}")
+        pages.update(range(start, end + 1))
+    if not pages:
+        raise ValueError("empty page range")
+    return pages
+
+
+def read_document(
+    filename: str, content: bytes, page_range: set[int] | None = None, max_pages: int | None = None
+) -> Document:
+    if not filename.lower().endswith(".pdf"):
+        return Document(pages=(), page_count=1, has_text_layer=False)
+    with _PDFIUM_LOCK:
+        try:
+            pdf = pdfium.PdfDocument(content)
+        except pdfium.PdfiumError as exc:
+            raise DocumentError(f"Could not open the PDF: {exc}") from exc
+        try:
+            indices = [i for i in range(len(pdf)) if page_range is None or i in page_range]
+            if max_pages is not None:
+                indices = indices[:max_pages]
+            pages = tuple(_read_page(pdf, i) for i in indices)
+        finally:
+            pdf.close()
+    return Document(pages=pages, page_count=len(pages), has_text_layer=any(p.lines for p in pages))
+
+
+def _read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
+    page = pdf[index]
+    textpage = page.get_textpage()
+    try:
+        width, height = page.get_size()
+        text = textpage.get_text_range()
+        boxes = [textpage.get_charbox(i, loose=True) for i in range(textpage.count_chars())]
+    finally:
+        textpage.close()
+        page.close()
+    # pdfium separates visual lines with "\r\n" and joins runs on one baseline with a space.
+    raw_lines: list[list[int]] = [[]]
+    for i, char in enumerate(text[: len(boxes)]):
+        if char in "\r\n":
+            if raw_lines[-1]:
+                raw_lines.append([])
+        else:
+            raw_lines[-1].append(i)
+    built = [_build_line(text, boxes, idx, height) for idx in raw_lines]
+    ordered = sorted(
+        (b for b in built if b is not None), key=lambda b: (round(b[1][1], 1), b[1][0])
+    )
+    lines = tuple(
+        Line(id=f"/page/{index}/Line/{n}", page=index, text=t, bbox=box, segments=segs)
+        for n, (t, box, segs) in enumerate(ordered)
+    )
+    return Page(index=index, width=round(width, 2), height=round(height, 2), lines=lines)
+
+
+def _build_line(
+    text: str, boxes: list[Box], indices: list[int], page_height: float
+) -> tuple[str, Box, tuple[Segment, ...]] | None:
+    inked = [i for i in indices if not text[i].isspace()]
+    if not inked:
+        return None
+    line_height = statistics.median(boxes[i][3] - boxes[i][1] for i in inked) or 1.0
+    groups: list[list[int]] = [[inked[0]]]
+    for prev, cur in itertools.pairwise(inked):
+        gap = boxes[cur][0] - boxes[prev][2]
+        if gap > _SEGMENT_GAP * line_height:
+            groups.append([])
+        groups[-1].append(cur)
+    segments = tuple(
+        Segment(
+            text=" ".join(text[g[0] : g[-1] + 1].split()),
+            x0=round(min(boxes[i][0] for i in g), 2),
+            x1=round(max(boxes[i][2] for i in g), 2),
+        )
+        for g in groups
+    )
+    left = min(boxes[i][0] for i in inked)
+    right = max(boxes[i][2] for i in inked)
+    bottom = min(boxes[i][1] for i in inked)
+    top = max(boxes[i][3] for i in inked)
+    # PDF y grows upwards from the bottom edge; marker measures from the top edge.
+    bbox = (
+        round(max(left, 0.0), 2),
+        round(max(page_height - top, 0.0), 2),
+        round(right, 2),
+        round(min(page_height - bottom, page_height), 2),
+    )
+    return " ".join(s.text for s in segments), bbox, segments
+
+
+def _polygon(box: Box) -> list[list[float]]:
+    x0, y0, x1, y1 = box
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def _line_block(line: Line) -> dict[str, Any]:
+    return {
+        "id": line.id,
+        "block_type": "Line",
+        "html": html.escape(line.text, quote=False),
+        "polygon": _polygon(line.bbox),
+        "bbox": list(line.bbox),
+        "children": None,
+    }
+
+
+def block_tree(doc: Document) -> dict[str, Any]:
+    """The ``json`` output: Document -> Page -> Line, like marker's JSON renderer."""
+    pages = []
+    for page in doc.pages:
+        box = (0.0, 0.0, page.width, page.height)
+        pages.append(
+            {
+                "id": f"/page/{page.index}/Page/0",
+                "block_type": "Page",
+                "html": "".join(f"<content-ref src='{ln.id}'></content-ref>" for ln in page.lines),
+                "polygon": _polygon(box),
+                "bbox": list(box),
+                "children": [_line_block(line) for line in page.lines],
+            }
+        )
+    return {"block_type": "Document", "children": pages, "metadata": {}}
+
+
+def render(doc: Document, output_format: str) -> Any:
+    """The converted document in the requested ``output_format``."""
+    if output_format == "json":
+        return block_tree(doc)
+    if output_format == "html":
+        return "".join(f"<p>{html.escape(line.text)}</p>" for line in doc.lines)
+    if output_format == "chunks":
+        return {"blocks": [dict(_line_block(line), page=line.page) for line in doc.lines]}
+    return "\n\n".join("\n".join(line.text for line in page.lines) for page in doc.pages)
