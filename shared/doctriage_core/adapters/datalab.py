@@ -1,0 +1,385 @@
+"""Datalab structured-extraction API over httpx: submit one document, check one request.
+
+The client does one HTTP request per call and never retries: a retried submit may start a second
+paid job, so retrying is the caller's decision (the state machine retries the transient errors).
+Every failure is one of the typed errors in ``doctriage_core.errors``. The API key is sent only to
+the configured API origin and never appears in an error message or a repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, BinaryIO, NoReturn
+
+import httpx
+
+from doctriage_core.errors import (
+    DatalabAuthError,
+    DatalabExtractionFailed,
+    DatalabMalformedResponse,
+    DatalabRateLimited,
+    DatalabRequestRejected,
+    DatalabResultExpired,
+    DatalabServerError,
+    DatalabUnreachable,
+    DoctriageError,
+    InvalidDocument,
+    UntrustedCheckUrl,
+)
+
+EXTRACT_PATH = "/api/v1/extract"
+CONNECT_TIMEOUT = 5.0
+CHUNK_SIZE = 64 * 1024
+STATUSES = frozenset({"processing", "complete", "failed"})
+_MAX_TEXT = 500  # how much of Datalab's error text goes into a message
+_LOOPBACK_NAMES = frozenset({"localhost"})
+_KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a valid header value, nothing to echo
+_CONTENT_TYPE = re.compile(r"^[\x20-\x7e]+$")
+_NETWORK_ERRORS = (
+    httpx.TimeoutException,
+    httpx.NetworkError,
+    httpx.RemoteProtocolError,
+    httpx.ProxyError,
+)
+
+
+@dataclass(frozen=True)
+class Submission:
+    request_id: str
+    check_url: str
+
+
+def check_api_url(api_url: str) -> str:
+    """Return ``api_url`` normalised (lower-case scheme and host, no trailing slash).
+
+    Only https is allowed, except http on a loopback host for the local emulator. User info,
+    queries and fragments are refused: the base URL is an origin plus an optional path prefix.
+    """
+    try:
+        url = httpx.URL(api_url.strip())
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"DATALAB_API_URL is not a URL: {exc}") from exc
+    if not url.host:
+        raise ValueError("DATALAB_API_URL has no host")
+    if url.userinfo:
+        raise ValueError("DATALAB_API_URL must not contain user info")
+    if url.query or url.fragment:
+        raise ValueError("DATALAB_API_URL must not have a query or fragment")
+    if url.scheme != "https" and not (url.scheme == "http" and _is_loopback(url.host)):
+        raise ValueError("DATALAB_API_URL must use https (http only for a loopback host)")
+    netloc = url.netloc.decode("ascii")
+    path = url.raw_path.decode("ascii").rstrip("/")
+    return f"{url.scheme}://{netloc}{path}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class DatalabClient:
+    """Synchronous Datalab client; one instance per Lambda container is fine (it pools)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_key or not _KEY_CHARS.match(api_key):
+            raise ValueError("DATALAB_API_KEY is empty or has characters a header cannot carry")
+        self.api_url = check_api_url(api_url)
+        self._origin = _origin(httpx.URL(self.api_url))
+        self._key = api_key
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            transport=transport,
+            follow_redirects=False,  # a redirect could carry the key to another host
+        )
+
+    def __repr__(self) -> str:
+        return f"DatalabClient(api_url={self.api_url!r})"
+
+    def __enter__(self) -> DatalabClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def submit(
+        self,
+        stream: BinaryIO,
+        *,
+        filename: str,
+        content_type: str,
+        page_schema: str,
+        size: int | None = None,
+    ) -> Submission:
+        """Start a ``fast`` extraction of ``stream``; return the request id and check URL.
+
+        The file is streamed in 64 KiB reads, so memory does not grow with its size. With
+        ``size`` the body gets a Content-Length; without it, chunked transfer encoding.
+        """
+        if not _CONTENT_TYPE.match(content_type):
+            raise ValueError("content_type must be printable ASCII")
+        body = _Multipart(
+            fields={"page_schema": page_schema, "extraction_mode": "fast", "output_format": "json"},
+            file_field="file",
+            filename=filename,
+            content_type=content_type,
+            stream=stream,
+            size=size,
+        )
+        headers = {"X-API-Key": self._key, "Content-Type": body.content_type}
+        if body.content_length is not None:
+            headers["Content-Length"] = str(body.content_length)
+        url = self.api_url + EXTRACT_PATH
+        try:
+            response = self._http.post(url, content=iter(body), headers=headers)
+        except _NETWORK_ERRORS as exc:
+            self._fail(DatalabUnreachable(f"submit to Datalab failed: {_describe(exc)}"), exc)
+        if response.status_code == 404:
+            self._fail(DatalabRequestRejected(f"submit: 404 at {url}: {_detail(response)}"))
+        data = self._json_body(response, "submit")
+        if data.get("success") is False:
+            self._fail(DatalabRequestRejected(f"Datalab refused the document: {_text(data)}"))
+        request_id, check_url = data.get("request_id"), data.get("request_check_url")
+        if not (isinstance(request_id, str) and request_id):
+            self._fail(DatalabMalformedResponse("submit response has no request_id"))
+        if not (isinstance(check_url, str) and check_url):
+            self._fail(DatalabMalformedResponse("submit response has no request_check_url"))
+        return Submission(request_id=request_id, check_url=check_url)
+
+    def check(self, check_url: str) -> dict[str, Any]:
+        """Poll once: the parsed body while ``processing`` or once ``complete`` (scored or not).
+
+        ``failed``, or ``complete`` with ``success: false``, raises DatalabExtractionFailed.
+        """
+        self._check_trusted(check_url)
+        try:
+            response = self._http.get(check_url, headers={"X-API-Key": self._key})
+        except _NETWORK_ERRORS as exc:
+            self._fail(DatalabUnreachable(f"poll of Datalab failed: {_describe(exc)}"), exc)
+        if response.status_code == 404:
+            self._fail(DatalabResultExpired(f"Datalab no longer knows {_clip(check_url)}"))
+        data = self._json_body(response, "poll")
+        status = data.get("status")
+        if status not in STATUSES:
+            self._fail(DatalabMalformedResponse(f"poll: unknown status {_clip(repr(status))}"))
+        if status == "failed":
+            self._fail(DatalabExtractionFailed(f"Datalab extraction failed: {_text(data)}"))
+        if status == "complete" and data.get("success") is False:
+            self._fail(DatalabExtractionFailed(f"Datalab completed without success: {_text(data)}"))
+        return data
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _check_trusted(self, check_url: str) -> None:
+        try:
+            url = httpx.URL(check_url)
+        except httpx.InvalidURL as exc:
+            self._fail(UntrustedCheckUrl(f"check URL is not a URL: {_clip(check_url)}"), exc)
+        if url.userinfo or _origin(url) != self._origin:
+            self._fail(
+                UntrustedCheckUrl(
+                    f"check URL {_clip(check_url)} is not on the configured API origin "
+                    f"{self.api_url}; the API key is not sent there"
+                )
+            )
+
+    def _json_body(self, response: httpx.Response, call: str) -> dict[str, Any]:
+        """Map a non-2xx status to its error; parse a 2xx body as a JSON object."""
+        status = response.status_code
+        if not 200 <= status < 300:
+            self._fail(_status_error(response, call))
+        try:
+            data = response.json()
+        except (ValueError, httpx.DecodingError) as exc:
+            self._fail(
+                DatalabMalformedResponse(f"{call}: {status} body is not JSON: {_describe(exc)}"),
+                exc,
+            )
+        if not isinstance(data, dict):
+            self._fail(DatalabMalformedResponse(f"{call}: {status} body is not a JSON object"))
+        return data
+
+    def _fail(self, error: DoctriageError, cause: BaseException | None = None) -> NoReturn:
+        # Datalab's own text could echo the key back: scrub it from everything we raise.
+        error.args = tuple(
+            arg.replace(self._key, "[redacted]") if isinstance(arg, str) else arg
+            for arg in error.args
+        )
+        raise error from cause
+
+
+class _Multipart:
+    """A multipart/form-data body that reads the file in chunks while it is being sent.
+
+    Written here rather than with httpx's ``files=`` so that a known size gives an exact
+    Content-Length (some servers and proxies refuse chunked uploads) and a stream that is
+    shorter or longer than announced is caught before it corrupts the request.
+    """
+
+    def __init__(
+        self,
+        *,
+        fields: dict[str, str],
+        file_field: str,
+        filename: str,
+        content_type: str,
+        stream: BinaryIO,
+        size: int | None,
+    ) -> None:
+        boundary = os.urandom(16).hex()
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        parts = [
+            _part(boundary, _param("name", name)) + value.encode() + b"\r\n"
+            for name, value in fields.items()
+        ]
+        disposition = f"{_param('name', file_field)}; {_param('filename', filename)}"
+        parts.append(_part(boundary, disposition, content_type))
+        head = b"".join(parts)
+        self._head = head
+        self._tail = f"\r\n--{boundary}--\r\n".encode()
+        self._stream = stream
+        self._size = size
+        self.content_length = None if size is None else len(head) + size + len(self._tail)
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self._head
+        sent = 0
+        while chunk := self._stream.read(CHUNK_SIZE):
+            sent += len(chunk)
+            if self._size is not None and sent > self._size:
+                break
+            yield bytes(chunk)
+        if self._size is not None and sent != self._size:
+            raise InvalidDocument(
+                f"the document stream did not match its announced size of {self._size} bytes",
+                reason="size_mismatch",
+            )
+        yield self._tail
+
+
+def _part(boundary: str, disposition: str, content_type: str | None = None) -> bytes:
+    header = f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
+    if content_type is not None:
+        header += f"Content-Type: {content_type}\r\n"
+    return (header + "\r\n").encode()
+
+
+def _param(name: str, value: str) -> str:
+    # Same escaping as browsers (HTML5) and httpx: quotes, backslashes, CR/LF cannot break out.
+    escaped = re.sub(
+        r'["\\\x00-\x1f]',
+        lambda m: "\\\\" if m.group() == "\\" else f"%{ord(m.group()):02X}",
+        value,
+    )
+    return f'{name}="{escaped}"'
+
+
+def _status_error(response: httpx.Response, call: str) -> DoctriageError:
+    status = response.status_code
+    what = f"{call}: Datalab answered {status}: {_detail(response)}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 429:
+        return DatalabRateLimited(what, retry_after=retry_after)
+    if status >= 500:
+        return DatalabServerError(what, retry_after=retry_after)
+    if status == 408:  # the server gave up waiting for our request: a network problem, retryable
+        return DatalabUnreachable(what, retry_after=retry_after)
+    if status in (401, 403):
+        return DatalabAuthError(what)
+    if 400 <= status < 500:
+        return DatalabRequestRejected(what)
+    # 1xx/3xx: redirects are not followed, so the key never leaves the configured host.
+    location = response.headers.get("Location")
+    extra = f" (Location: {_clip(location)})" if location else ""
+    return DatalabMalformedResponse(f"{call}: unexpected status {status}{extra}")
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    # httpx normalises case, IDNA and the default port (None), so equal origins compare equal.
+    return (url.scheme, url.host, url.port)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP-date; None if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _detail(response: httpx.Response) -> str:
+    """Datalab's error text from an error response: ``detail`` (FastAPI 422 lists summarised)."""
+    try:
+        data = response.json()
+    except (ValueError, httpx.DecodingError):
+        return _clip(response.text.strip()) or response.reason_phrase
+    if isinstance(data, dict):
+        detail = data.get("detail", data.get("error"))
+        if isinstance(detail, list):
+            return _clip("; ".join(_validation_item(item) for item in detail))
+        if detail is not None:
+            return _clip(detail if isinstance(detail, str) else json.dumps(detail))
+    return _clip(json.dumps(data))
+
+
+def _validation_item(item: object) -> str:
+    # FastAPI's {type, loc, msg, input}: ``input`` is left out, it may be huge or the document.
+    if isinstance(item, dict):
+        loc = ".".join(str(part) for part in item.get("loc") or ())
+        msg = str(item.get("msg", "invalid"))
+        return f"{loc}: {msg}" if loc else msg
+    return str(item)
+
+
+def _text(data: dict[str, Any]) -> str:
+    error = data.get("error")
+    if error is None:
+        error = data.get("detail") or "no error text"
+    return _clip(error if isinstance(error, str) else json.dumps(error))
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {_clip(str(exc))}" if str(exc) else type(exc).__name__
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"

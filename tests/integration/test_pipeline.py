@@ -1,0 +1,222 @@
+"""The whole pipeline through the real state machine under moto, the real handlers and the emulator.
+
+Each test uploads to S3 exactly as a user would and reads the terminal record back from DynamoDB.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from doctriage_local.cli import SAMPLES
+from doctriage_local.emulator import FaultRule
+from tests.contracts import assert_valid_record, assert_valid_review_message
+from tests.integration.conftest import process, review_messages_for
+
+ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
+GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
+RECEIPT = SAMPLES / "receipt" / "corner-cafe-receipt.pdf"
+
+
+def _execution_status(stack, document_id):
+    for execution in stack.executions():
+        if execution["name"] == document_id:
+            return execution["status"]
+    return None
+
+
+# ------------------------------------------------------------------ the three outcomes
+
+
+def test_a_clean_invoice_is_auto_with_values_from_the_document(stack, emulator):
+    record = process(stack, ACME.read_bytes(), "invoice", name="auto-acme.pdf")
+
+    assert_valid_record(record)
+    assert record["status"] == "complete"
+    assert record["review_status"] == "auto"
+    assert record["flags"] == []
+    assert record["document_type"] == "invoice"
+    assert record["fields"]["invoice_number"]["value"] == "INV-1042"
+    assert record["fields"]["invoice_number"]["confidence"] == 1.0
+    assert record["fields"]["total_amount"]["value"] == pytest.approx(1236.25)
+    assert record["fields"]["invoice_number"]["page"] == 0
+    assert record["fields"]["invoice_number"]["bbox"]["width"] > 0
+    assert record["extraction_score_average"] == 5.0
+    assert record["human_review_threshold"] == 0.85
+    assert record["datalab"]["result_key"].startswith("results/")
+    assert review_messages_for(stack, record["document_id"]) == []
+    assert _execution_status(stack, record["document_id"]) == "SUCCEEDED"
+
+
+def test_a_smudged_invoice_needs_review_and_reaches_the_queue(stack, emulator):
+    record = process(stack, GLOBEX.read_bytes(), "invoice", name="review-globex.pdf")
+
+    assert_valid_record(record)
+    assert record["review_status"] == "needs_review"
+    assert "missing_field:due_date" in record["flags"]
+    assert "invalid_field:invoice_number" in record["flags"]
+    assert record["fields"]["due_date"] == {**record["fields"]["due_date"], "value": None,
+                                            "found": False, "confidence": 0.0}
+    messages = review_messages_for(stack, record["document_id"])
+    assert len(messages) == 1
+    assert_valid_review_message(messages[0])
+    assert messages[0]["flags"] == record["flags"]
+    assert messages[0]["fields"]["invoice_number"]["bbox"] is not None
+
+
+def test_the_raw_result_is_kept_in_s3(stack, emulator):
+    record = process(stack, RECEIPT.read_bytes(), "receipt", name="raw-kept.pdf")
+    raw = stack.client("s3").get_object(Bucket=stack.bucket, Key=record["datalab"]["result_key"])
+    body = json.loads(raw["Body"].read())
+    assert body["status"] == "complete"
+    assert body["extraction_score_average"] == record["extraction_score_average"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("failed", "datalab_failed"),
+        ("success_false", "datalab_failed"),
+        ("expire", "result_expired"),
+        ("malformed", "malformed_result"),
+    ],
+)
+def test_datalab_failures_end_as_failed_records_on_the_review_queue(stack, emulator, kind, reason):
+    name = f"fault-{kind}.pdf"
+    emulator.add_fault(FaultRule(match=name, kind=kind))
+    record = process(stack, ACME.read_bytes(), "invoice", name=name)
+
+    assert_valid_record(record)
+    assert record["status"] == "failed"
+    assert record["review_status"] == "needs_review"
+    assert record["flags"] == [f"extraction_failed:{reason}"]
+    assert record["error"]["message"]
+    messages = review_messages_for(stack, record["document_id"])
+    assert [m["status"] for m in messages] == ["failed"]
+    assert_valid_review_message(messages[0])
+    assert _execution_status(stack, record["document_id"]) == "FAILED"
+
+
+def test_scores_that_never_come_give_scores_unavailable(stack, emulator):
+    emulator.add_fault(FaultRule(match="never-scored.pdf", kind="never_scored"))
+    record = process(stack, ACME.read_bytes(), "invoice", name="never-scored.pdf")
+
+    assert record["status"] == "complete"
+    assert record["flags"] == ["scores_unavailable"]
+    assert record["fields"]["invoice_number"]["value"] == "INV-1042"
+    assert record["fields"]["invoice_number"]["confidence"] is None
+
+
+# ------------------------------------------------------------------ transient faults are retried
+
+
+@pytest.mark.parametrize("kind", ["poll_500", "poll_529", "poll_drop", "poll_429"])
+def test_transient_poll_faults_are_retried_by_the_state_machine(stack, emulator, kind):
+    name = f"transient-{kind}.pdf"
+    emulator.add_fault(FaultRule(match=name, kind=kind, times=2))
+    record = process(stack, ACME.read_bytes(), "invoice", name=name)
+
+    assert record["status"] == "complete"
+    assert record["review_status"] == "auto"
+    assert emulator.stats["faults_injected"] >= 2
+
+
+def test_a_rate_limited_submit_is_redelivered_not_lost(stack, emulator):
+    emulator.add_fault(FaultRule(match="submit-429.pdf", kind="submit_429", times=2))
+    record = process(stack, ACME.read_bytes(), "invoice", name="submit-429.pdf")
+    assert record["status"] == "complete"
+    assert record["review_status"] == "auto"
+
+
+def test_a_submit_that_keeps_failing_is_recorded_on_its_last_delivery(stack, emulator):
+    emulator.add_fault(FaultRule(match="submit-500.pdf", kind="submit_500"))
+    record = process(stack, ACME.read_bytes(), "invoice", name="submit-500.pdf")
+    assert record["status"] == "failed"
+    assert record["flags"] == ["extraction_failed:datalab_server_error"]
+
+
+def test_a_bad_key_is_refused_by_datalab_auth_and_recorded(stack, emulator):
+    emulator.add_fault(FaultRule(match="auth.pdf", kind="auth"))
+    record = process(stack, ACME.read_bytes(), "invoice", name="auth.pdf")
+    assert record["flags"] == ["extraction_failed:datalab_auth"]
+    assert stack.datalab_api_key not in json.dumps(record)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("body", "doc_type", "name", "reason"),
+    [
+        (b"", "invoice", "empty.pdf", "empty_file"),
+        (b"plain text", "invoice", "notes.txt", "unsupported_type"),
+        (b"MZ\x90\x00not a pdf at all", "invoice", "renamed.pdf", "unsupported_type"),
+        (ACME.read_bytes(), "purchase_order", "no-schema.pdf", "schema_missing"),
+        (ACME.read_bytes(), "broken", "broken-schema.pdf", "schema_invalid"),
+    ],
+)
+def test_bad_input_ends_as_a_failed_record(stack, emulator, body, doc_type, name, reason):
+    stack.put_schema("broken", b"{not json")
+    submits_before = emulator.stats["submit"]
+    record = process(stack, body, doc_type, name=name)
+
+    assert_valid_record(record)
+    assert record["status"] == "failed"
+    assert record["flags"] == [f"extraction_failed:{reason}"]
+    assert record["document_type"] == doc_type
+    assert emulator.stats["submit"] == submits_before  # nothing was sent to Datalab
+    assert len(review_messages_for(stack, record["document_id"])) == 1
+
+
+def test_an_invalid_upload_threshold_is_a_clear_failure(stack, emulator):
+    record = process(stack, ACME.read_bytes(), "invoice", name="bad-threshold.pdf",
+                     metadata={"human-review-threshold": "high"})
+    assert record["flags"] == ["extraction_failed:invalid_threshold"]
+    assert "high" in record["error"]["message"]
+
+
+def test_an_upload_threshold_of_one_forces_review(stack, emulator):
+    record = process(stack, ACME.read_bytes(), "invoice", name="threshold-one.pdf",
+                     metadata={"human-review-threshold": "1.0"})
+    assert record["human_review_threshold"] == 1.0
+    assert record["review_status"] == "needs_review"
+    assert all(f.startswith("low_confidence") for f in record["flags"])
+
+
+def test_keys_with_spaces_plus_percent_and_non_ascii(stack, emulator):
+    name = "ACME invoice +50% résumé.pdf"
+    record = process(stack, ACME.read_bytes(), "invoice", name=name)
+    assert record["source"]["key"] == f"incoming/invoice/{name}"
+    assert record["review_status"] == "auto"
+
+
+def test_a_duplicate_event_starts_nothing_new(stack, emulator):
+    uploaded = stack.upload(ACME.read_bytes(), "invoice", name="duplicate.pdf")
+    first = stack.wait_for_records([uploaded["document_id"]], timeout=60)
+    assert first
+    submits = emulator.stats["submit"]
+    # Replay the same S3 event, as SQS would on a redelivery.
+    head = stack.client("s3").head_object(Bucket=stack.bucket, Key=uploaded["key"])
+    event = {"Records": [{"s3": {"bucket": {"name": stack.bucket}, "object": {
+        "key": uploaded["key"].replace(" ", "+"), "size": head["ContentLength"],
+        "eTag": head["ETag"].strip('"'), "versionId": uploaded["version_id"]}}}]}
+    result, errored = stack.invoke("SubmitFunction", {"Records": [{
+        "messageId": "m1", "receiptHandle": "r1", "body": json.dumps(event),
+        "attributes": {"ApproximateReceiveCount": "1"}, "eventSource": "aws:sqs"}]})
+    assert not errored
+    assert result == {"batchItemFailures": []}
+    assert emulator.stats["submit"] == submits
+    assert stack.record(uploaded["document_id"]) == first[uploaded["document_id"]]
+
+
+def test_s3_test_events_and_malformed_messages(stack, emulator):
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": stack.bucket}
+    result, errored = stack.invoke("SubmitFunction", {"Records": [
+        {"messageId": "ok", "receiptHandle": "r", "body": json.dumps(test_event),
+         "attributes": {"ApproximateReceiveCount": "1"}},
+        {"messageId": "bad", "receiptHandle": "r", "body": "{not json",
+         "attributes": {"ApproximateReceiveCount": "1"}},
+    ]})
+    assert not errored
+    assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
