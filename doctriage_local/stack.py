@@ -392,7 +392,7 @@ class LocalStack:
         # Handler logs go to stderr so that stdout stays for what the CLI prints.
         for handler in logging.getLogger(env.get("POWERTOOLS_SERVICE_NAME")).handlers:
             if isinstance(handler, logging.StreamHandler):
-                handler.setStream(sys.stderr)
+                handler.stream = _CurrentStderr()
 
     # ------------------------------------------------------------------ invocation
 
@@ -570,6 +570,16 @@ class LocalStack:
             "state_machine_arn": self.physical["DocumentStateMachine"],
             "datalab_api_url": self.datalab_api_url,
         }
+
+
+class _CurrentStderr:
+    """Whatever sys.stderr is at the time of writing (pytest swaps it between tests)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:

@@ -45,6 +45,7 @@ def record_handler(record: SQSRecord) -> None:
     uploads = _uploads(record.body)
     if not uploads:
         logger.info("skipping S3 test event")
+        metrics.add_metric(name="TestEventsSkipped", unit=MetricUnit.Count, value=1)
         return
     receive_count = int(record.attributes.approximate_receive_count or 1)
     for upload in uploads:

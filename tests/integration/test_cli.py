@@ -1,0 +1,72 @@
+"""The doctriage command as a user runs it: demo and run --json, each on its own local stack."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from doctriage_local.cli import SAMPLES, main
+from tests.contracts import assert_valid_record
+
+ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
+GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
+
+
+def test_run_json_prints_one_contract_record_per_file_in_input_order(capsys):
+    status = main(["run", str(GLOBEX), str(ACME), "--doc-type", "invoice",
+                   "--time-scale", "0.005", "--timeout", "120", "--json"])
+    out = capsys.readouterr().out.splitlines()
+
+    assert status == 0
+    assert len(out) == 2
+    records = [json.loads(line) for line in out]
+    for record in records:
+        assert_valid_record(record)
+    assert [r["source"]["key"] for r in records] == [
+        "incoming/invoice/globex-invoice-smudged.pdf", "incoming/invoice/acme-invoice-1042.pdf"]
+    assert [r["review_status"] for r in records] == ["needs_review", "auto"]
+
+
+def test_run_threshold_applies_to_the_uploads(capsys):
+    status = main(["run", str(ACME), "--doc-type", "invoice", "--threshold", "1",
+                   "--time-scale", "0.005", "--timeout", "120", "--json"])
+    record = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert record["human_review_threshold"] == 1.0
+    assert record["review_status"] == "needs_review"
+
+
+def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
+    status = main(["demo", "--time-scale", "0.005", "--timeout", "120"])
+    out = capsys.readouterr().out
+
+    assert status == 0
+    assert "auto" in out
+    assert "needs_review" in out
+    assert "review queue: 1 message(s)" in out
+    assert "missing_field:due_date" in out
+    assert "page 1 at x=" in out  # a box a reviewer can find
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", str(ACME), "--doc-type", "invoice", "--threshold", "1.5"],
+        ["run", str(ACME), "--doc-type", "invoice", "--threshold", "high"],
+        ["run", str(ACME), "--doc-type", "invoice", "--time-scale", "0"],
+        ["run", "--doc-type", "invoice"],
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "doctriage" in capsys.readouterr().err
+
+
+def test_missing_file_and_missing_schema_are_clear_errors(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.pdf"), "--doc-type", "invoice"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["run", str(ACME), "--doc-type", "purchase_order"]) == 2
+    assert "--schema" in capsys.readouterr().err
