@@ -7,7 +7,7 @@ BIN := .venv/bin
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test lint format check-template build bench ci clean distclean
+.PHONY: help bootstrap demo test lint format check-template build bench load ci clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -19,6 +19,7 @@ demo: bootstrap ## run a document through the whole pipeline locally (no AWS acc
 	$(BIN)/doctriage demo
 
 test: bootstrap ## run the test suite
+	@-scripts/install-browser || echo "make test: no Chromium; the review page's browser test will be skipped"
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # All three run even when one fails, so one run shows every finding.
@@ -41,8 +42,12 @@ build: bootstrap ## sam build into .aws-sam/build (arm64, no container) and chec
 	@scripts/bootstrap --sam
 	scripts/check-template --build
 
-bench: bootstrap ## run the benchmarks
+bench: build ## run the benchmarks (lambda_bench measures the fresh sam build; docs/benchmarks.md)
 	$(BIN)/python -m benchmarks.poll_bench
+	$(BIN)/python -m benchmarks.lambda_bench
+
+load: bootstrap ## 500 documents through the local stack against a Datalab limited to 400/min
+	$(BIN)/python -m benchmarks.load_bench --documents 500 --rate-limit 400 --max-concurrent 400
 
 ci: ## everything CI runs (.ci/run): lint, template checks, tests
 	.ci/run

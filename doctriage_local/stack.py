@@ -16,12 +16,14 @@ What is emulated by hand, and why:
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import io
 import json
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -61,7 +63,8 @@ class StackOptions:
     emulator: Any = None  # an EmulatorConfig; its time_scale is set from ours
     human_review_threshold: float | None = None
     region: str = "us-east-1"
-    server_port: int | None = None  # serve the stack on 127.0.0.1:port for other processes
+    server_port: int | None = None  # serve the stack on 127.0.0.1:port for other processes (0: any)
+    emulator_port: int = 0  # the built-in emulator's port on 127.0.0.1 (0: any free port)
     log_level: str = "WARNING"  # the handlers' powertools log level
     environment: dict[str, str] = field(default_factory=dict)  # extra handler environment
 
@@ -113,6 +116,8 @@ class LocalStack:
         self._server: Any = None
         self._saved_env: dict[str, str | None] = {}
         self.invocations: dict[str, int] = {}
+        # The handlers' CloudWatch EMF lines (what Lambda would ship to CloudWatch Metrics).
+        self.metric_lines: collections.deque[str] = collections.deque(maxlen=10_000)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -140,8 +145,10 @@ class LocalStack:
             if path not in sys.path:
                 sys.path.insert(0, path)
         self._set_env(
-            AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local",  # noqa: S106
-            AWS_SESSION_TOKEN="local", AWS_DEFAULT_REGION=self.options.region,  # noqa: S106
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106
+            AWS_SESSION_TOKEN="local",  # noqa: S106
+            AWS_DEFAULT_REGION=self.options.region,
             AWS_REGION=self.options.region,
         )
         self._start_datalab()
@@ -193,7 +200,7 @@ class LocalStack:
 
         config = self.options.emulator or EmulatorConfig()
         config.time_scale = self.options.time_scale
-        self.emulator = DatalabEmulator(config).start()
+        self.emulator = DatalabEmulator(config, port=self.options.emulator_port).start()
         self.datalab_api_url = self.emulator.url
         self.datalab_api_key = self.emulator.api_key
 
@@ -209,8 +216,12 @@ class LocalStack:
 
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         port = self.options.server_port
+        if port:
+            # ThreadedMotoServer.start() waits forever when its thread cannot bind: fail first.
+            _check_port_free("127.0.0.1", port)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._server.start()
+        port = self._server.get_host_and_port()[1]  # the real one when port 0 was asked for
         self.endpoint_url = f"http://127.0.0.1:{port}"
         # moto's interpreter calls Lambda through localhost:$MOTO_PORT; handlers use the endpoint.
         self._set_env(MOTO_PORT=str(port), AWS_ENDPOINT_URL=self.endpoint_url)
@@ -253,7 +264,11 @@ class LocalStack:
             props = res.get("Properties", {})
             attributes = {
                 key: str(props[key])
-                for key in ("MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                for key in (
+                    "MessageRetentionPeriod",
+                    "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds",
+                )
                 if key in props
             }
             if "VisibilityTimeout" in props:
@@ -329,9 +344,13 @@ class LocalStack:
             module_file, handler_name = props["Handler"].rsplit(".", 1)
             package = props["CodeUri"].strip("/").replace("/", ".")
             self.functions[name] = _Function(
-                logical_id=logical_id, name=name, arn=arn,
-                module_name=f"{package}.{module_file}", handler_name=handler_name,
-                timeout=int(props.get("Timeout", 3)), memory=int(props.get("MemorySize", 128)),
+                logical_id=logical_id,
+                name=name,
+                arn=arn,
+                module_name=f"{package}.{module_file}",
+                handler_name=handler_name,
+                timeout=int(props.get("Timeout", 3)),
+                memory=int(props.get("MemorySize", 128)),
             )
             self.physical[logical_id] = name
             self.arns[logical_id] = arn
@@ -357,15 +376,16 @@ class LocalStack:
             props = res.get("Properties", {})
             name = self.physical[logical_id]
             if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
-                s3.put_bucket_versioning(
-                    Bucket=name, VersioningConfiguration={"Status": "Enabled"}
-                )
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             queue_configs = []
             for config in props.get("NotificationConfiguration", {}).get("QueueConfigurations", []):
                 resolved = resolve(config, self._ref, self._get_att)
                 queue_configs.append(
-                    {"QueueArn": resolved["Queue"], "Events": [resolved["Event"]],
-                     "Filter": {"Key": {"FilterRules": resolved["Filter"]["S3Key"]["Rules"]}}}
+                    {
+                        "QueueArn": resolved["Queue"],
+                        "Events": [resolved["Event"]],
+                        "Filter": {"Key": {"FilterRules": resolved["Filter"]["S3Key"]["Rules"]}},
+                    }
                 )
             if queue_configs:
                 s3.put_bucket_notification_configuration(
@@ -375,22 +395,28 @@ class LocalStack:
     def _configure_handlers(self) -> None:
         env: dict[str, str] = {}
         for fn in self.functions.values():
-            variables = function_properties(self.template, fn.logical_id)["Environment"]["Variables"]
+            variables = function_properties(self.template, fn.logical_id)["Environment"][
+                "Variables"
+            ]
             env.update({k: str(v) for k, v in resolve(variables, self._ref, self._get_att).items()})
         env.update(
             DOCTRIAGE_TIME_SCALE=str(self.options.time_scale),
             POWERTOOLS_LOG_LEVEL=self.options.log_level,
-            POWERTOOLS_METRICS_DISABLED="true",
             **self.options.environment,
         )
+        if self.endpoint_url:  # server mode: the handlers' SDK clients talk to our server
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
         self._set_env(**env)
         from doctriage_core import runtime
 
         runtime.reset()
         for fn in self.functions.values():
             fn.module = importlib.import_module(fn.module_name)
+        service_logger = logging.getLogger(env.get("POWERTOOLS_SERVICE_NAME"))
+        # The handlers' modules may come from an earlier stack in this process: set the level.
+        service_logger.setLevel(self.options.log_level)
         # Handler logs go to stderr so that stdout stays for what the CLI prints.
-        for handler in logging.getLogger(env.get("POWERTOOLS_SERVICE_NAME")).handlers:
+        for handler in service_logger.handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.stream = _CurrentStderr()
 
@@ -440,8 +466,11 @@ class LocalStack:
         while not self._stopping.is_set():
             try:
                 messages = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1,
-                    AttributeNames=["All"], MessageAttributeNames=["All"],
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
                 ).get("Messages", [])
             except Exception:
                 if self._stopping.is_set():
@@ -472,7 +501,9 @@ class LocalStack:
     def put_schema(self, doc_type: str, schema: bytes | str | Path) -> None:
         body = schema.read_bytes() if isinstance(schema, Path) else schema
         self.client("s3").put_object(
-            Bucket=self.bucket, Key=f"schemas/{doc_type}.json", Body=body,
+            Bucket=self.bucket,
+            Key=f"schemas/{doc_type}.json",
+            Body=body,
             ContentType="application/json",
         )
 
@@ -507,13 +538,16 @@ class LocalStack:
 
         table = ResultsTable(
             self.physical["ResultsTable"],
-            boto3.resource("dynamodb", region_name=self.options.region,
-                           endpoint_url=self.endpoint_url),
+            boto3.resource(
+                "dynamodb", region_name=self.options.region, endpoint_url=self.endpoint_url
+            ),
         )
         return table.get(document_id)
 
     def wait_for_records(
-        self, document_ids: list[str], timeout: float = 120.0,
+        self,
+        document_ids: list[str],
+        timeout: float = 120.0,
         on_record: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, dict[str, Any]]:
         """Block until every document has its terminal record (or the timeout passes)."""
@@ -550,14 +584,17 @@ class LocalStack:
             if delete:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=handle)
             else:
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle,
-                                              VisibilityTimeout=0)
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0
+                )
         return bodies
 
     def executions(self) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
-        arn = self.physical["DocumentStateMachine"]
-        return sfn.list_executions(stateMachineArn=arn)["executions"]
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.physical["DocumentStateMachine"]
+        )
+        return [execution for page in pages for execution in page["executions"]]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -580,6 +617,17 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"cannot serve the local stack on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
 
 
 def _sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -647,6 +695,16 @@ def _install_patches() -> None:
                 record["s3"]["object"]["versionId"] = version_id
         return event
 
+    def emf_print(*args: Any, **kwargs: Any) -> None:
+        # powertools prints EMF to stdout; here stdout belongs to the CLI, so keep them aside.
+        if _ACTIVE is not None:
+            _ACTIVE.metric_lines.append(" ".join(str(a) for a in args))
+        else:
+            print(*args, file=sys.stderr)
+
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as emf
+
+    emf.print = emf_print  # type: ignore[attr-defined]
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
     WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]

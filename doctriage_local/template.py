@@ -27,7 +27,7 @@ def _construct_tag(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) ->
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     if tag_suffix == "Ref":
         return {"Ref": value}
     if tag_suffix == "GetAtt" and isinstance(value, str):
@@ -52,9 +52,7 @@ def resources_of_type(template: Mapping[str, Any], type_name: str) -> dict[str, 
 
 
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()
-    }
+    return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
 
 
 def function_properties(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:

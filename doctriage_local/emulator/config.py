@@ -15,6 +15,11 @@ Fault kinds:
   malformed                              extraction_schema_json is not valid JSON
 Request faults (submit_*, poll_*, auth) fire per matching request; job faults (the rest) are
 fixed when a matching document is submitted.
+
+``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
+tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
+document's would. It exercises the size limits a real result meets (Step Functions' 256 KB state,
+Lambda payloads) without having to upload a thousand-page document.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class EmulatorConfig:
     max_concurrent: int | None = None
     check_host: str | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
+    result_padding_bytes: int = 0  # json output only; see the module docstring
 
 
 @dataclass
@@ -50,8 +56,9 @@ class FaultRule:
     """Misbehave for documents whose filename contains ``match`` ("" matches every document).
 
     ``times`` is how often the rule fires per matching filename (None: always). ``retry_after``
-    (seconds, scaled) adds a ``Retry-After`` header to 429/500/529 answers. ``hang_seconds``
-    (scaled) is how long ``submit_timeout`` and ``poll_timeout`` hold the connection.
+    (seconds on the emulator's unscaled timeline) adds a ``Retry-After`` header to 429/500/529
+    answers. ``hang_seconds`` (scaled) is how long ``submit_timeout`` and ``poll_timeout`` hold
+    the connection.
     """
 
     match: str = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import statistics
 import threading
 from dataclasses import dataclass
@@ -212,6 +213,44 @@ def block_tree(doc: Document) -> dict[str, Any]:
             }
         )
     return {"block_type": "Document", "children": pages, "metadata": {}}
+
+
+_BLOCK_TYPES = ("Line", "Span", "Text", "SectionHeader", "Table", "TableCell", "PageHeader")
+
+
+def pad_metadata(tree: dict[str, Any], padding_bytes: int) -> dict[str, Any]:
+    """``tree`` with ``metadata.page_stats`` grown by at least ``padding_bytes`` of JSON.
+
+    The entries look like marker's per-page statistics, so a padded result stays a plausible
+    Datalab answer: nothing in it is cited, and readers that ignore ``metadata`` see no change.
+    """
+    if padding_bytes <= 0:
+        return tree
+    stats: list[dict[str, Any]] = []
+    size = 0
+    page = 0
+    while size < padding_bytes:
+        entry = {
+            "page_id": page,
+            "text_extraction_method": "pdftext" if page % 7 else "surya",
+            "block_counts": [
+                [name, (page * 31 + i * 17) % 97 + 1] for i, name in enumerate(_BLOCK_TYPES)
+            ],
+            "block_metadata": {
+                "llm_request_count": page % 3,
+                "llm_error_count": 0,
+                "llm_tokens_used": (page * 1237) % 4096,
+                "previous_text": "",
+                "previous_type": "",
+                "previous_order": 0,
+            },
+        }
+        stats.append(entry)
+        size += len(json.dumps(entry)) + 2
+        page += 1
+    metadata = dict(tree.get("metadata") or {})
+    metadata["page_stats"] = [*metadata.get("page_stats", []), *stats]
+    return {**tree, "metadata": metadata}
 
 
 def render(doc: Document, output_format: str) -> Any:

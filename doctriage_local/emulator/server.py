@@ -29,6 +29,7 @@ from .document import (
     SUPPORTED_EXTENSIONS,
     Document,
     DocumentError,
+    pad_metadata,
     parse_page_range,
     read_document,
     render,
@@ -88,7 +89,7 @@ def _invalid(loc: str, msg: str, value: Any, kind: str = "value_error") -> Reply
 
 
 def _seconds(value: float) -> str:
-    """Retry-After value: whole seconds when >= 1, else a decimal (scaled-down test runs)."""
+    """Retry-After value: whole seconds when >= 1, else a decimal."""
     value = max(value, 0.0)
     if value >= 1:
         return str(math.ceil(value))
@@ -248,6 +249,9 @@ class DatalabEmulator:
         except DocumentError as exc:
             doc, error = Document(pages=(), page_count=0, has_text_layer=False), str(exc)
         fields = extract_fields(schema, doc) if error is None else {}
+        output = render(doc, output_format)
+        if output_format == "json" and self.config.result_padding_bytes > 0:
+            output = pad_metadata(output, self.config.result_padding_bytes)
         seconds = self.config.base_processing_seconds
         seconds += self.config.processing_seconds_per_page * doc.page_count
         scale = self.config.time_scale
@@ -267,7 +271,7 @@ class DatalabEmulator:
                 complete_at=complete_at,
                 scored_at=complete_at + self.config.scoring_lag_seconds * scale,
                 expire_at=complete_at + self.config.result_ttl_seconds * scale,
-                output=render(doc, output_format),
+                output=output,
                 fields=fields,
                 error=error,
             )
@@ -461,7 +465,7 @@ class DatalabEmulator:
         status = int(rule.kind.rsplit("_", 1)[1])
         headers = {}
         if rule.retry_after is not None:
-            headers["Retry-After"] = _seconds(rule.retry_after * self.config.time_scale)
+            headers["Retry-After"] = _seconds(rule.retry_after)
         return _detail(status, _FAULT_DETAIL[status], headers)
 
     def _admit(self) -> Reply | None:
@@ -483,7 +487,10 @@ class DatalabEmulator:
                     refused = f"You can make {concurrent} concurrent requests", wait
             if refused is not None:
                 self._stats["rate_limited"] += 1
-                return _detail(429, refused[0], {"Retry-After": _seconds(refused[1])})
+                # Reported on the emulator's own timeline (unscaled), like every other time it
+                # speaks of: a client in a compressed run scales it like its own waits.
+                retry_after = refused[1] / self.config.time_scale
+                return _detail(429, refused[0], {"Retry-After": _seconds(retry_after)})
             if limit is not None:
                 self._recent.append(now)
             self._admitted += 1

@@ -28,8 +28,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         review_queue=runtime.review_queue(),
         settings=runtime.settings(),
     )
-    name = "DocumentsFailed" if summary["status"] == "failed" else (
-        "DocumentsAutoApproved" if summary["review_status"] == "auto" else "DocumentsNeedReview"
+    name = (
+        "DocumentsFailed"
+        if summary["status"] == "failed"
+        else (
+            "DocumentsAutoApproved" if summary["review_status"] == "auto" else "DocumentsNeedReview"
+        )
     )
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
     logger.info("document recorded", **summary)

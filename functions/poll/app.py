@@ -11,6 +11,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# Imported at init, not on the first call: runtime loads the Datalab client (httpx) lazily
+# so that evaluate, which never calls Datalab, does without it.
+import doctriage_core.adapters.datalab  # noqa: F401
 from doctriage_core import runtime
 from doctriage_core.pipeline import check_extraction
 
@@ -28,6 +31,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settings=runtime.settings(),
     )
     metrics.add_metric(name="DatalabPolls", unit=MetricUnit.Count, value=1)
-    logger.info("checked extraction", phase=status["phase"], ready=status["ready"],
-                next_wait_seconds=status["next_wait_seconds"], polls=status["polls"])
+    logger.info(
+        "checked extraction",
+        phase=status["phase"],
+        ready=status["ready"],
+        next_wait_seconds=status["next_wait_seconds"],
+        polls=status["polls"],
+    )
     return status

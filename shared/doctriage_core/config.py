@@ -27,7 +27,9 @@ class Settings:
     scoring_deadline_seconds: float
     state_machine_arn: str | None = None
     idempotency_table: str | None = None
-    submit_max_receives: int = 5
+    intake_queue_url: str | None = None
+    datalab_timeout_seconds: float = 30.0
+    submit_max_receives: int = 10
     # Local runs only: 0.01 makes every deadline and elapsed time count 100x faster.
     time_scale: float = 1.0
 
@@ -65,6 +67,8 @@ def get_settings() -> Settings:
         scoring_deadline_seconds=_number("SCORING_DEADLINE_SECONDS", 300, low=1),
         state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
         idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
-        submit_max_receives=int(_number("SUBMIT_MAX_RECEIVES", 5, low=1, high=1000)),
+        intake_queue_url=os.environ.get("INTAKE_QUEUE_URL") or None,
+        datalab_timeout_seconds=_number("DATALAB_TIMEOUT_SECONDS", 30, low=0.1, high=900),
+        submit_max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
         time_scale=_number("DOCTRIAGE_TIME_SCALE", 1.0, low=1e-6, high=1.0),
     )

@@ -86,7 +86,10 @@ class DatalabMalformedResponse(PermanentError):
 
 
 class UntrustedCheckUrl(PermanentError):
-    """A ``request_check_url`` on a host or scheme other than the configured API: the key stays home."""
+    """A ``request_check_url`` on another host or scheme than the configured API's.
+
+    The key stays home: no request is sent.
+    """
 
     reason = "untrusted_check_url"
 

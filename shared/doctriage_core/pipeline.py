@@ -1,8 +1,8 @@
-"""One step of the workflow each: submit an upload, check an extraction, evaluate or fail a document.
+"""One workflow step each: submit an upload, check an extraction, evaluate or fail a document.
 
 The handlers call these with adapters already built; nothing here creates a client or reads the
-environment. What crosses Step Functions is the small ``state`` dict documented in
-``docs/workflow-state.md``: S3 keys and ids, never a document or a result.
+environment. What crosses Step Functions is a small ``state`` dict (events/poll.json and
+events/evaluate.json show it whole): S3 keys and ids, never a document or a result.
 """
 
 from __future__ import annotations
@@ -47,10 +47,14 @@ _MAX_ERROR_MESSAGE = 1000
 
 
 class ObjectInfoLike(Protocol):
-    size: int
-    etag: str | None
-    version_id: str | None
-    metadata: dict[str, str]
+    @property
+    def size(self) -> int: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
 
 
 class Store(Protocol):
@@ -76,13 +80,20 @@ class Starter(Protocol):
 
 
 class SubmissionLike(Protocol):
-    request_id: str
-    check_url: str
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def check_url(self) -> str: ...
 
 
 class Datalab(Protocol):
     def submit(
-        self, stream: BinaryIO, *, filename: str, content_type: str, page_schema: str,
+        self,
+        stream: BinaryIO,
+        *,
+        filename: str,
+        content_type: str,
+        page_schema: str,
         size: int | None = None,
     ) -> SubmissionLike: ...
     def check(self, check_url: str) -> dict[str, Any]: ...
@@ -193,8 +204,8 @@ def submit_upload(
         return SubmitOutcome(document.document_id, "duplicate")
     threshold = settings.human_review_threshold
     try:
-        document = replace(document, doc_type=doc_type_from_key(document.key))
-        assert document.doc_type is not None
+        doc_type = doc_type_from_key(document.key)
+        document = replace(document, doc_type=doc_type)
         content_type = content_type_for(document.key)
         info = store.head(document.key, document.version_id)
         document = replace(
@@ -211,7 +222,7 @@ def submit_upload(
                 source=f"S3 metadata x-amz-meta-{UPLOAD_THRESHOLD_METADATA}",
             )
             threshold = upload_threshold
-        schema_key = schema_key_for(document.doc_type)
+        schema_key = schema_key_for(doc_type)
         raw_schema, schema_version = store.read_schema(schema_key)
         schema = load_schema(raw_schema)
         threshold = document_threshold(
@@ -242,8 +253,9 @@ def submit_upload(
         return SubmitOutcome(document.document_id, "failed", exc.reason)
 
     first_wait = next_wait_seconds(
-        PollObservation(phase="submitted", polls_in_phase=0, seconds_in_phase=0.0,
-                        size_bytes=info.size),
+        PollObservation(
+            phase="submitted", polls_in_phase=0, seconds_in_phase=0.0, size_bytes=info.size
+        ),
         rng=rng,
     )
     state = {
@@ -297,8 +309,10 @@ def has_scores(body: dict[str, Any]) -> bool:
     if not isinstance(extraction, dict):
         return False
     return any(
-        key.endswith("_score") and key[: -len("_score")] in extraction
-        and isinstance(value, dict) and "score" in value
+        key.endswith("_score")
+        and key[: -len("_score")] in extraction
+        and isinstance(value, dict)
+        and "score" in value
         for key, value in extraction.items()
     )
 
@@ -322,8 +336,13 @@ def check_extraction(
     since_submit = _elapsed(state["submitted_at"], current, settings)
     processing_left = settings.processing_deadline_seconds - since_submit
 
-    def waiting(new_phase: str, seconds_in_phase: float, deadline_left: float,
-                retry_after: float | None = None, **extra: Any) -> dict[str, Any]:
+    def waiting(
+        new_phase: str,
+        seconds_in_phase: float,
+        deadline_left: float,
+        retry_after: float | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         in_phase = phase_polls + 1 if new_phase == phase else 1
         wait = next_wait_seconds(
             PollObservation(
@@ -338,10 +357,18 @@ def check_extraction(
             rng=rng,
         )
         return {
-            **{k: v for k, v in previous.items() if k in ("complete_seen_at", "result_key", "page_count")},
+            **{
+                k: v
+                for k, v in previous.items()
+                if k in ("complete_seen_at", "result_key", "page_count")
+            },
             **extra,
-            "ready": False, "scored": False, "phase": new_phase, "polls": polls,
-            "phase_polls": in_phase, "next_wait_seconds": wait,
+            "ready": False,
+            "scored": False,
+            "phase": new_phase,
+            "polls": polls,
+            "phase_polls": in_phase,
+            "next_wait_seconds": wait,
         }
 
     try:
@@ -350,10 +377,18 @@ def check_extraction(
         # Datalab said when to come back: wait in the Wait state rather than burn a retry.
         if exc.retry_after is None:
             raise
+        # The deadlines hold while throttled too, or a 429 storm would poll forever.
         if phase == "unscored":
             since_complete = _elapsed(previous["complete_seen_at"], current, settings)
             left = settings.scoring_deadline_seconds - since_complete
+            if left <= 0:
+                return _ready(previous, polls, scored=False)
             return waiting("unscored", since_complete, left, exc.retry_after)
+        if processing_left <= 0:
+            raise errors.DeadlineExceeded(
+                f"Datalab was still processing (and rate-limiting us) after "
+                f"{settings.processing_deadline_seconds:.0f} s"
+            ) from exc
         return waiting("processing", since_submit, processing_left, exc.retry_after)
 
     if body.get("status") != "complete":
@@ -369,20 +404,41 @@ def check_extraction(
     if first_complete or scored:
         # Datalab deletes results about an hour after completion: keep our own copy now.
         store.put_json(result_key, json.dumps(body).encode())
-    complete_seen_at = previous.get("complete_seen_at") if not first_complete else _iso(current)
+    complete_seen_at: str = (
+        previous.get("complete_seen_at") if not first_complete else None
+    ) or _iso(current)
     page_count = body.get("page_count")
+    done = {
+        "result_key": result_key,
+        "complete_seen_at": complete_seen_at,
+        "page_count": page_count,
+    }
     if scored:
-        return {"ready": True, "scored": True, "phase": "scored", "polls": polls,
-                "result_key": result_key, "complete_seen_at": complete_seen_at,
-                "page_count": page_count, "next_wait_seconds": 0}
+        return _ready(done, polls, scored=True)
     since_complete = _elapsed(complete_seen_at, current, settings)
     scoring_left = settings.scoring_deadline_seconds - since_complete
     if scoring_left <= 0:
-        return {"ready": True, "scored": False, "phase": "scores_unavailable", "polls": polls,
-                "result_key": result_key, "complete_seen_at": complete_seen_at,
-                "page_count": page_count, "next_wait_seconds": 0}
-    return waiting("unscored", since_complete, scoring_left, result_key=result_key,
-                   complete_seen_at=complete_seen_at, page_count=page_count)
+        return _ready(done, polls, scored=False)
+    return waiting(
+        "unscored",
+        since_complete,
+        scoring_left,
+        result_key=result_key,
+        complete_seen_at=complete_seen_at,
+        page_count=page_count,
+    )
+
+
+def _ready(known: dict[str, Any], polls: int, *, scored: bool) -> dict[str, Any]:
+    """The last status: evaluate now, with scores or (deadline passed) without them."""
+    return {
+        "ready": True,
+        "scored": scored,
+        "phase": "scored" if scored else "scores_unavailable",
+        "polls": polls,
+        "next_wait_seconds": 0,
+        **{k: known.get(k) for k in ("result_key", "complete_seen_at", "page_count")},
+    }
 
 
 # --- evaluate and fail ----------------------------------------------------------------------------
@@ -399,8 +455,14 @@ def evaluate_document(
 ) -> dict[str, Any]:
     """Score the stored result, write the record once, queue it for review when it needs one."""
     if "failure" in state:
-        return record_workflow_failure(state, store=store, results=results,
-                                       review_queue=review_queue, settings=settings, now=now)
+        return record_workflow_failure(
+            state,
+            store=store,
+            results=results,
+            review_queue=review_queue,
+            settings=settings,
+            now=now,
+        )
     document = DocumentRef.from_state(state["document"])
     poll = state["poll"]
     raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))

@@ -14,8 +14,20 @@ GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 
 
 def test_run_json_prints_one_contract_record_per_file_in_input_order(capsys):
-    status = main(["run", str(GLOBEX), str(ACME), "--doc-type", "invoice",
-                   "--time-scale", "0.005", "--timeout", "120", "--json"])
+    status = main(
+        [
+            "run",
+            str(GLOBEX),
+            str(ACME),
+            "--doc-type",
+            "invoice",
+            "--time-scale",
+            "0.005",
+            "--timeout",
+            "120",
+            "--json",
+        ]
+    )
     out = capsys.readouterr().out.splitlines()
 
     assert status == 0
@@ -24,13 +36,28 @@ def test_run_json_prints_one_contract_record_per_file_in_input_order(capsys):
     for record in records:
         assert_valid_record(record)
     assert [r["source"]["key"] for r in records] == [
-        "incoming/invoice/globex-invoice-smudged.pdf", "incoming/invoice/acme-invoice-1042.pdf"]
+        "incoming/invoice/globex-invoice-smudged.pdf",
+        "incoming/invoice/acme-invoice-1042.pdf",
+    ]
     assert [r["review_status"] for r in records] == ["needs_review", "auto"]
 
 
 def test_run_threshold_applies_to_the_uploads(capsys):
-    status = main(["run", str(ACME), "--doc-type", "invoice", "--threshold", "1",
-                   "--time-scale", "0.005", "--timeout", "120", "--json"])
+    status = main(
+        [
+            "run",
+            str(ACME),
+            "--doc-type",
+            "invoice",
+            "--threshold",
+            "1",
+            "--time-scale",
+            "0.005",
+            "--timeout",
+            "120",
+            "--json",
+        ]
+    )
     record = json.loads(capsys.readouterr().out)
     assert status == 0
     assert record["human_review_threshold"] == 1.0

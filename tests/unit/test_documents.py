@@ -49,8 +49,14 @@ def test_doc_type_from_key(key, doc_type):
 
 @pytest.mark.parametrize(
     "key",
-    ["uploads/invoice/a.pdf", "incoming/a.pdf", "incoming/invoice/", "incoming//a.pdf",
-     "incoming/Invoice Type/a.pdf", "incoming/../a.pdf"],
+    [
+        "uploads/invoice/a.pdf",
+        "incoming/a.pdf",
+        "incoming/invoice/",
+        "incoming//a.pdf",
+        "incoming/Invoice Type/a.pdf",
+        "incoming/../a.pdf",
+    ],
 )
 def test_keys_outside_incoming_doc_type_are_bad(key):
     with pytest.raises(InvalidDocument) as caught:

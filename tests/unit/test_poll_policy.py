@@ -95,7 +95,7 @@ def test_never_past_deadline_plus_one(obs: PollObservation, seed: int) -> None:
     seconds = next_wait_seconds(obs, DEFAULT_POLICY, random.Random(seed))
     deadline = obs.seconds_to_deadline
     if deadline is not None:
-        assert seconds <= max(1, math.floor(min(deadline, 1e9)) + 1)
+        assert seconds <= max(1, math.floor(max(0.0, min(deadline, 1e9))) + 1)
 
 
 @given(

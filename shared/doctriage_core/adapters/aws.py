@@ -88,9 +88,7 @@ class DocumentStore:
         return data
 
     def put_json(self, key: str, body: bytes) -> None:
-        self._s3.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
-        )
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
 
 
 def _to_dynamodb(record: dict[str, Any]) -> dict[str, Any]:
@@ -130,8 +128,34 @@ class ResultsTable:
         return False, existing if existing is not None else record
 
     def get(self, document_id: str) -> dict[str, Any] | None:
-        item = self._table.get_item(Key={"document_id": document_id}, ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key={"document_id": document_id}, ConsistentRead=True).get(
+            "Item"
+        )
         return _from_dynamodb(item) if item else None
+
+    def record_review(self, document_id: str, review: dict[str, Any]) -> bool:
+        """Store a reviewer's decision under ``review`` once; False when one is already stored.
+
+        Only ``review`` is written: review_status and the rest of the record never change.
+        Raises LookupError when there is no record for ``document_id``.
+        """
+        try:
+            self._table.update_item(
+                Key={"document_id": document_id},
+                UpdateExpression="SET #review = :review",
+                ConditionExpression=(
+                    "attribute_exists(document_id) AND attribute_not_exists(#review)"
+                ),
+                ExpressionAttributeNames={"#review": "review"},
+                ExpressionAttributeValues={":review": _to_dynamodb(review)},
+            )
+            return True
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        if self.get(document_id) is None:
+            raise LookupError(f"no record for document {document_id}")
+        return False
 
 
 class ReviewQueue:
@@ -147,6 +171,20 @@ class ReviewQueue:
                 "document_id": {"DataType": "String", "StringValue": message["document_id"]},
                 "status": {"DataType": "String", "StringValue": message["status"]},
             },
+        )
+
+
+class IntakeQueue:
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self._sqs = client or boto3.client("sqs")
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        """Make a received message visible again after ``seconds`` (0 to 43,200)."""
+        self._sqs.change_message_visibility(
+            QueueUrl=self.queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=max(0, min(43_200, int(seconds))),
         )
 
 

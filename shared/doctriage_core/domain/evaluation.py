@@ -41,7 +41,12 @@ from typing import Any, Literal
 import fastjsonschema
 
 from doctriage_core.domain.citations import index_blocks, locate
-from doctriage_core.domain.schemas import document_threshold, field_threshold, property_validator
+from doctriage_core.domain.schemas import (
+    THRESHOLD_KEY,
+    document_threshold,
+    parse_threshold,
+    property_validator,
+)
 from doctriage_core.errors import DatalabMalformedResponse, SchemaInvalid
 
 CLASSIFIER_PROPERTY = "document_type"
@@ -163,6 +168,15 @@ def _is_valid(schema: dict[str, Any], name: str, value: Any) -> bool:
     return True
 
 
+def _field_threshold(
+    prop: object, name: str, doc_threshold: float, upload_threshold: float | None
+) -> float:
+    """schemas.field_threshold, given the document's threshold (computed once, not per field)."""
+    if upload_threshold is None and isinstance(prop, dict) and THRESHOLD_KEY in prop:
+        return parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
+    return doc_threshold
+
+
 def _is_low(confidence: float | None, threshold: float, *, no_scores: bool) -> bool:
     if threshold <= 0.0:
         return False
@@ -250,9 +264,7 @@ def evaluate_extraction(
     document_type_confidence: float | None = None
 
     for name, field in fields.items():
-        threshold = field_threshold(
-            schema, name, default_threshold=default_threshold, upload_threshold=upload_threshold
-        )
+        threshold = _field_threshold(properties[name], name, doc_threshold, upload_threshold)
         valid = not field.found or _is_valid(schema, name, field.value)
         if name in required and not field.found:
             flags.add(f"missing_field:{name}")

@@ -140,3 +140,24 @@ def _model_wait(obs: PollObservation, policy: PollPolicy) -> float:
         wait = (policy.growth - 1) * elapsed
         return min(policy.processing_cap, max(policy.processing_min, wait))
     return min(policy.scoring_cap, max(policy.scoring_wait, policy.scoring_fraction * expected))
+
+
+REDELIVERY_BASE_SECONDS = 30
+REDELIVERY_CAP_SECONDS = 900
+
+
+def redelivery_delay_seconds(
+    receive_count: int, retry_after: float | None = None, rng: random.Random | None = None
+) -> int:
+    """How long a submit that hit a transient Datalab error stays invisible on the intake queue.
+
+    Exponential (30 s, 60 s, 120 s, ...) with full jitter on the upper half, capped at 15 min,
+    never shorter than Datalab's Retry-After: a throttled burst spreads out instead of
+    returning all at once, and no message waits the queue's whole visibility timeout.
+    """
+    ceiling = min(REDELIVERY_CAP_SECONDS, REDELIVERY_BASE_SECONDS * 2 ** max(0, receive_count - 1))
+    draw = rng.random() if rng is not None else random.random()
+    delay = ceiling / 2 + draw * ceiling / 2
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, REDELIVERY_CAP_SECONDS))
+    return max(1, math.ceil(delay))

@@ -25,6 +25,13 @@ THRESHOLD_KEY = "x-review-threshold"
 # property's own schema so the reference still resolves when the property is compiled alone.
 _DEFINITION_KEYS = ("definitions", "$defs")
 SUFFIXES = ("_citations", "_score")
+# The validator cache's key: the same text as json.dumps(..., sort_keys=True), without building
+# a new encoder for every property of every document (json.dumps does when given sort_keys).
+_CACHE_KEY = json.JSONEncoder(sort_keys=True)
+# Schema texts that passed load_schema's checks. The checks depend on the text alone and a warm
+# container reads the same few schemas for every document, so a text seen before is only parsed.
+_CHECKED_TEXTS: set[str] = set()
+_CHECKED_TEXTS_MAX = 64
 
 Validator = Callable[[Any], Any]
 
@@ -89,7 +96,7 @@ def property_validator(schema: dict[str, Any], name: str) -> Validator:
         if key in schema and key not in standalone:
             standalone[key] = schema[key]
     try:
-        return _compile(json.dumps(standalone, sort_keys=True))
+        return _compile(_CACHE_KEY.encode(standalone))
     except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
         raise SchemaInvalid(f"property {name!r}: not a usable JSON Schema: {exc}") from exc
 
@@ -113,6 +120,8 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
         schema = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SchemaInvalid(f"schema is not valid JSON: {exc}") from exc
+    if text in _CHECKED_TEXTS:
+        return schema
     if not isinstance(schema, dict):
         raise SchemaInvalid(f"schema must be a JSON object, got {type(schema).__name__}")
     properties = schema.get("properties")
@@ -142,4 +151,7 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
                 parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
     except InvalidThreshold as exc:
         raise SchemaInvalid(str(exc)) from exc
+    if len(_CHECKED_TEXTS) >= _CHECKED_TEXTS_MAX:
+        _CHECKED_TEXTS.clear()
+    _CHECKED_TEXTS.add(text)
     return schema

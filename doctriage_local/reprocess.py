@@ -1,0 +1,124 @@
+"""Reprocessing failed documents: copy each failed upload onto itself so S3 makes a new version.
+
+A new version is a new document (its own document_id, execution and record), so the failed record
+stays as history and the new one goes through the whole pipeline, idempotency included. The old
+record gets ``reprocessed_as`` (written once, with a condition), so running this twice never
+submits a document twice. Works against a deployed stack or the local one (``--endpoint-url``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from doctriage_core.domain.documents import document_id_for
+
+
+@dataclass(frozen=True)
+class Reprocessed:
+    document_id: str
+    key: str
+    reason: str
+    new_document_id: str | None  # None: skipped (see note)
+    note: str = ""
+
+
+def failed_records(dynamodb: Any, table: str, *, reason: str | None = None) -> Iterator[dict]:
+    """Failed records not yet reprocessed, optionally only those failed for ``reason``."""
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "FilterExpression": "#s = :failed AND attribute_not_exists(reprocessed_as)",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":failed": {"S": "failed"}},
+    }
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page.get("Items", []):
+            record = _plain(item)
+            flags = record.get("flags", [])
+            if reason is None or f"extraction_failed:{reason}" in flags:
+                yield record
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def reprocess(
+    record: dict, *, s3: Any, dynamodb: Any, table: str, dry_run: bool = False
+) -> Reprocessed:
+    source = record["source"]
+    reason = next(
+        (f.split(":", 1)[1] for f in record.get("flags", []) if f.startswith("extraction_failed:")),
+        "unknown",
+    )
+    base = Reprocessed(record["document_id"], source["key"], reason, None)
+    copy_source = {"Bucket": source["bucket"], "Key": source["key"]}
+    if source.get("version_id"):
+        copy_source["VersionId"] = source["version_id"]
+    if dry_run:
+        return Reprocessed(**{**base.__dict__, "note": "dry run"})
+    try:
+        dynamodb.update_item(
+            TableName=table,
+            Key={"document_id": {"S": record["document_id"]}},
+            UpdateExpression="SET reprocessed_as = :pending",
+            ConditionExpression=(
+                "attribute_exists(document_id) AND attribute_not_exists(reprocessed_as)"
+            ),
+            ExpressionAttributeValues={":pending": {"S": "pending"}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return Reprocessed(**{**base.__dict__, "note": "already reprocessed"})
+        raise
+    try:
+        copied = s3.copy_object(
+            Bucket=source["bucket"],
+            Key=source["key"],
+            CopySource=copy_source,
+            MetadataDirective="COPY",
+        )
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        dynamodb.update_item(
+            TableName=table,
+            Key={"document_id": {"S": record["document_id"]}},
+            UpdateExpression="REMOVE reprocessed_as",
+        )
+        return Reprocessed(**{**base.__dict__, "note": f"cannot copy the upload: {code}"})
+    new_id = document_id_for(
+        source["bucket"],
+        source["key"],
+        copied.get("VersionId"),
+        copied.get("CopyObjectResult", {}).get("ETag"),
+    )
+    dynamodb.update_item(
+        TableName=table,
+        Key={"document_id": {"S": record["document_id"]}},
+        UpdateExpression="SET reprocessed_as = :new",
+        ExpressionAttributeValues={":new": {"S": new_id}},
+    )
+    return Reprocessed(**{**base.__dict__, "new_document_id": new_id})
+
+
+def _plain(item: dict) -> Any:
+    from boto3.dynamodb.types import TypeDeserializer
+
+    deserializer = TypeDeserializer()
+    value = {k: deserializer.deserialize(v) for k, v in item.items()}
+    return _floats(value)
+
+
+def _floats(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value

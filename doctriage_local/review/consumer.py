@@ -1,0 +1,263 @@
+"""The review queue's consumer: one document open at a time, deleted only once decided.
+
+- Long polling: ``receive_message(WaitTimeSeconds=…, MaxNumberOfMessages=1)``; one message at a
+  time, so documents nobody is looking at stay available to other reviewers.
+- While a document is open a heartbeat thread keeps extending its visibility timeout
+  (``change_message_visibility``), so it is not handed to a second reviewer mid-review.
+- The decision is stored on the record first (``ResultsTable.record_review``, conditional: once
+  per document); only then is the message deleted. If storing fails the message stays and comes
+  back after its visibility timeout.
+- The queue is at-least-once: a message for a document that already has a decision is
+  acknowledged (deleted) without showing it to anyone, and without a second decision.
+- Messages we cannot act on (unknown ``schema_version``, no record in the table, not JSON) are
+  left alone: they come back after the visibility timeout and end in the review DLQ after the
+  queue's maxReceiveCount.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+log = logging.getLogger("doctriage.review")
+
+SCHEMA_VERSIONS = frozenset({"1"})
+MAX_WAIT_SECONDS = 20  # SQS's longest long poll
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60  # SQS's limit, counted from the receive
+
+
+class VisibilityHeartbeat:
+    """Extends a received message's visibility timeout every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self, sqs: Any, queue_url: str, receipt_handle: str, *, timeout: int, interval: float
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._receipt_handle = receipt_handle
+        self._timeout = timeout
+        self._interval = interval
+        self._stop = threading.Event()
+        self._started = time.monotonic()
+        self.beats = 0
+        self.error: str | None = None  # set when an extension failed (the lease may be lost)
+        self._thread = threading.Thread(target=self._run, name="review-heartbeat", daemon=True)
+
+    def start(self) -> VisibilityHeartbeat:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            held = time.monotonic() - self._started
+            # SQS refuses to extend past 12 h from the receive; ask for what is left.
+            timeout = int(min(self._timeout, MAX_VISIBILITY_SECONDS - held - self._interval))
+            if timeout <= 0:
+                self.error = "held for SQS's 12-hour maximum: the message is visible again"
+                return
+            try:
+                self._sqs.change_message_visibility(
+                    QueueUrl=self._queue_url,
+                    ReceiptHandle=self._receipt_handle,
+                    VisibilityTimeout=timeout,
+                )
+                self.beats += 1
+            except (ClientError, BotoCoreError) as exc:
+                if self._stop.is_set():
+                    return
+                self.error = str(exc)
+                log.warning("could not extend the review message's visibility: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+
+@dataclass
+class OpenDocument:
+    """A document a reviewer has open: its record, and the message that brought it."""
+
+    document_id: str
+    record: dict[str, Any]
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    heartbeat: VisibilityHeartbeat
+    opened_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ConsumerStats:
+    opened: int = 0
+    decided: int = 0  # decisions this consumer stored
+    already_decided: int = 0  # open documents someone else decided first
+    duplicates_acknowledged: int = 0  # messages deleted because the document had a decision
+    released: int = 0
+    left_alone: int = 0  # messages we could not act on (left for redelivery and the DLQ)
+
+
+class ReviewConsumer:
+    """Takes documents from the review queue and stores decisions on the results table."""
+
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        queue_url: str,
+        table: Any,  # doctriage_core.adapters.aws.ResultsTable
+        s3: Any,
+        bucket: str | None = None,  # read documents from here instead of record.source.bucket
+        visibility_timeout: int = 300,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        if not 1 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
+            raise ValueError("visibility_timeout must be between 1 s and 12 h")
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.table = table
+        self.s3 = s3
+        self.bucket = bucket
+        self.visibility_timeout = visibility_timeout
+        # Extend well before the timeout runs out: a beat may be late on a busy machine.
+        self.heartbeat_interval = heartbeat_interval or max(0.2, visibility_timeout / 3)
+        self.stats = ConsumerStats()
+        self._lock = threading.Lock()
+        self._table_lock = threading.Lock()  # boto3 resources are not thread-safe
+
+    # ------------------------------------------------------------------ receiving
+
+    def open_next(self, wait_seconds: float = MAX_WAIT_SECONDS) -> OpenDocument | None:
+        """The next document to review (its visibility extended until decided or released).
+
+        Long-polls for up to ``wait_seconds``; acknowledges duplicates on the way.
+        """
+        deadline = time.monotonic() + max(0.0, wait_seconds)
+        while True:
+            remaining = deadline - time.monotonic()
+            wait = max(0, min(MAX_WAIT_SECONDS, math.ceil(remaining)))
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=1,
+                WaitTimeSeconds=wait,
+                VisibilityTimeout=self.visibility_timeout,
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            for message in messages:
+                opened = self._open(message)
+                if opened is not None:
+                    return opened
+            if time.monotonic() >= deadline:
+                return None
+
+    def _open(self, message: dict[str, Any]) -> OpenDocument | None:
+        try:
+            body = json.loads(message["Body"])
+            document_id = body["document_id"]
+            version = body.get("schema_version")
+        except (ValueError, KeyError, TypeError):
+            log.warning(
+                "review message %s is not a review message: left alone", message.get("MessageId")
+            )
+            self.stats.left_alone += 1
+            return None
+        if version not in SCHEMA_VERSIONS:
+            log.warning(
+                "review message for %s has schema_version %r (this consumer reads %s): left alone",
+                document_id,
+                version,
+                ", ".join(sorted(SCHEMA_VERSIONS)),
+            )
+            self.stats.left_alone += 1
+            return None
+        record = self.get_record(document_id)
+        if record is None:
+            log.warning("no record for %s in the results table: message left alone", document_id)
+            self.stats.left_alone += 1
+            return None
+        if record.get("review"):
+            self._delete(message["ReceiptHandle"])
+            self.stats.duplicates_acknowledged += 1
+            log.info("%s already has a decision: duplicate message acknowledged", document_id)
+            return None
+        heartbeat = VisibilityHeartbeat(
+            self.sqs,
+            self.queue_url,
+            message["ReceiptHandle"],
+            timeout=self.visibility_timeout,
+            interval=self.heartbeat_interval,
+        ).start()
+        self.stats.opened += 1
+        return OpenDocument(
+            document_id=document_id,
+            record=record,
+            message_id=message["MessageId"],
+            receipt_handle=message["ReceiptHandle"],
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
+            heartbeat=heartbeat,
+        )
+
+    # ------------------------------------------------------------------ deciding
+
+    def decide(self, document: OpenDocument, review: dict[str, Any]) -> bool:
+        """Store the decision, then delete the message. False: someone had decided already.
+
+        When storing fails the exception propagates and the document stays open (and its
+        message on the queue).
+        """
+        with self._table_lock:
+            stored = self.table.record_review(document.document_id, review)
+        document.heartbeat.stop()
+        self._delete(document.receipt_handle)
+        with self._lock:
+            if stored:
+                self.stats.decided += 1
+            else:
+                self.stats.already_decided += 1
+        return bool(stored)
+
+    def release(self, document: OpenDocument) -> None:
+        """Put an open document back on the queue for someone else (visible again now)."""
+        document.heartbeat.stop()
+        try:
+            self.sqs.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=document.receipt_handle, VisibilityTimeout=0
+            )
+        except (ClientError, BotoCoreError) as exc:
+            log.warning(
+                "could not put %s back on the queue (it returns after its visibility timeout): %s",
+                document.document_id,
+                exc,
+            )
+        self.stats.released += 1
+
+    def _delete(self, receipt_handle: str) -> None:
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
+        except (ClientError, BotoCoreError) as exc:
+            # The decision is stored: a redelivered copy is acknowledged as a duplicate.
+            log.warning("could not delete a decided review message: %s", exc)
+
+    # ------------------------------------------------------------------ documents
+
+    def get_record(self, document_id: str) -> dict[str, Any] | None:
+        with self._table_lock:
+            record: dict[str, Any] | None = self.table.get(document_id)
+        return record
+
+    def document_bytes(self, record: dict[str, Any]) -> tuple[bytes, str]:
+        """The uploaded object (exactly the version that was evaluated) and its content type."""
+        source = record["source"]
+        extra = {"VersionId": source["version_id"]} if source.get("version_id") else {}
+        response = self.s3.get_object(
+            Bucket=self.bucket or source["bucket"], Key=source["key"], **extra
+        )
+        body: bytes = response["Body"].read()
+        return body, str(response.get("ContentType") or "")

@@ -1,0 +1,489 @@
+"""The review pages as HTML strings. Everything from a record is escaped: it is untrusted text.
+
+Boxes are positioned in percent of their page image (``left = x * 100%`` …), so they stay on
+their field at any zoom or window width. Colours: red below 0.5, amber below the threshold,
+green at or above it, grey when Datalab never scored the field; every box also carries the
+field's name, so colour is never the only cue.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+from urllib.parse import quote
+
+from doctriage_local.review.decision import DecisionError, Reason, display_value, flagged_fields
+from doctriage_local.review.render import RenderedPage
+
+LOW_CONFIDENCE = 0.5
+
+
+def confidence_class(confidence: float | None, threshold: float | None) -> str:
+    if confidence is None:
+        return "conf-none"
+    if confidence < LOW_CONFIDENCE:
+        return "conf-low"
+    if threshold is not None and confidence < threshold:
+        return "conf-mid"
+    return "conf-ok"
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _pct(value: float) -> str:
+    return f"{max(0.0, min(1.0, float(value))) * 100:.4f}%"
+
+
+def _confidence_text(confidence: float | None) -> str:
+    return "unscored" if confidence is None else f"confidence {confidence:.2f}"
+
+
+def document_url(document_id: str) -> str:
+    return f"/doc/{quote(document_id, safe='')}"
+
+
+def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False) -> str:
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)} · doctriage review</title>
+<link rel="stylesheet" href="/static/review.css">
+<script src="/static/review.js" defer></script>
+</head>
+<body data-page="{page}" data-token="{_e(token)}" data-auto="{1 if auto else 0}">
+<a class="skip" href="#panel">Skip to the decision form</a>
+{body}
+</body>
+</html>
+"""
+
+
+def _value_html(value: Any) -> str:
+    if value is None:
+        return '<span class="none">null</span>'
+    if isinstance(value, (list, dict)):
+        text = json.dumps(value, indent=2, ensure_ascii=False)
+        return f'<pre class="value">{_e(text)}</pre>'
+    return f'<code class="value">{_e(display_value(value))}</code>'
+
+
+def _correction_input(name: str, value: Any, posted: str | None, label: str) -> str:
+    if posted is None:
+        posted = (
+            json.dumps(value, indent=2, ensure_ascii=False)
+            if isinstance(value, (list, dict))
+            else display_value(value)
+        )
+    attrs = (
+        f'name="value.{_e(name)}" class="correction" data-field="{_e(name)}" '
+        f'aria-label="{_e(label)}" autocomplete="off" spellcheck="false"'
+    )
+    if isinstance(value, (list, dict)) or "\n" in posted:
+        rows = min(12, posted.count("\n") + 2)
+        return f"<textarea {attrs} rows={rows}>{_e(posted)}</textarea>"
+    return f'<input type="text" {attrs} value="{_e(posted)}">'
+
+
+def _where(field: dict[str, Any], index: int) -> str:
+    page, box = field.get("page"), field.get("bbox")
+    if page is None or not box:
+        return "not found on any page"
+    return (
+        f'<a href="#page-{int(page)}" class="goto" data-target="box-{index}">'
+        f"page {int(page) + 1}</a>"
+    )
+
+
+def _reasons_html(reasons: list[Reason]) -> str:
+    items = "".join(
+        f"<li><code>{_e(r.flag)}</code> <span>{_e(r.text)}</span></li>" for r in reasons
+    )
+    return f'<ul class="reasons">{items}</ul>'
+
+
+def _reasoning_html(field: dict[str, Any]) -> str:
+    reasoning = field.get("reasoning")
+    if not reasoning:
+        return '<p class="reasoning muted">Datalab gave no reasoning for this field.</p>'
+    return (
+        '<blockquote class="reasoning"><span class="label">Datalab&rsquo;s reasoning</span> '
+        f"{_e(reasoning)}</blockquote>"
+    )
+
+
+def _flagged_card(
+    index: int,
+    name: str,
+    field: dict[str, Any],
+    reasons: list[Reason],
+    threshold: float | None,
+    form: dict[str, list[str]] | None,
+    problem: str | None,
+) -> str:
+    css = confidence_class(field.get("confidence"), threshold)
+    posted = (form or {}).get(f"decision.{name}", [None])[0]
+    posted_value = (form or {}).get(f"value.{name}", [None])[0]
+    checked = {"accept": "", "correct": ""}
+    if posted in checked:
+        checked[posted] = " checked"
+    error = (
+        f'<p class="problem" id="problem-{index}" role="alert">{_e(problem)}</p>' if problem else ""
+    )
+    described = f' aria-describedby="problem-{index}"' if problem else ""
+    return f"""
+<fieldset class="field-card flagged {css}{" has-problem" if problem else ""}" id="field-{index}"
+  data-field="{_e(name)}" data-box="box-{index}" tabindex="-1"{described}>
+  <legend><span class="name">{_e(name)}</span>
+    <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span></legend>
+  {error}
+  {_reasons_html(reasons)}
+  <dl class="facts">
+    <dt>Extracted</dt><dd>{_value_html(field.get("value"))}</dd>
+    <dt>Where</dt><dd>{_where(field, index)}</dd>
+  </dl>
+  {_reasoning_html(field)}
+  <div class="choices" role="radiogroup" aria-label="Decision for {_e(name)}">
+    <label class="choice"><input type="radio" name="decision.{_e(name)}" value="accept"
+      {checked["accept"]}> Accept <span class="muted">as extracted</span></label>
+    <label class="choice"><input type="radio" name="decision.{_e(name)}" value="correct"
+      {checked["correct"]}> Correct to</label>
+    {_correction_input(name, field.get("value"), posted_value, f"Correct value for {name}")}
+  </div>
+</fieldset>"""
+
+
+def _other_row(
+    index: int,
+    name: str,
+    field: dict[str, Any],
+    threshold: float | None,
+    form: dict[str, list[str]] | None,
+) -> str:
+    css = confidence_class(field.get("confidence"), threshold)
+    posted_value = (form or {}).get(f"value.{name}", [None])[0]
+    reasoning = field.get("reasoning") or ""
+    return f"""
+<div class="field-row" id="field-{index}" data-field="{_e(name)}">
+  <div class="row-head"><span class="name">{_e(name)}</span>
+    <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span>
+    <span class="muted">{_where(field, index)}</span></div>
+  <div class="row-value">{_value_html(field.get("value"))}</div>
+  {f'<p class="reasoning muted">{_e(reasoning)}</p>' if reasoning else ""}
+  <label class="edit">Correct to (leave as is to keep)
+    {_correction_input(name, field.get("value"), posted_value, f"Correct value for {name}")}
+  </label>
+</div>"""
+
+
+def _boxes(
+    page_index: int,
+    fields: dict[str, Any],
+    flagged: dict[str, list[Reason]],
+    indices: dict[str, int],
+    threshold: float | None,
+) -> str:
+    out = []
+    for name in flagged:
+        field = fields[name]
+        box = field.get("bbox")
+        if field.get("page") != page_index or not box:
+            continue
+        index = indices[name]
+        css = confidence_class(field.get("confidence"), threshold)
+        value = display_value(field.get("value"))
+        title = f"{name}: {value} ({_confidence_text(field.get('confidence'))})"
+        style = (
+            f"left:{_pct(box['x'])};top:{_pct(box['y'])};"
+            f"width:{_pct(box['width'])};height:{_pct(box['height'])}"
+        )
+        out.append(
+            f'<a class="box {css}" id="box-{index}" href="#field-{index}" data-field="{_e(name)}"'
+            f' data-card="field-{index}" style="{style}" title="{_e(title)}">'
+            f'<span class="tag">{_e(name)}</span></a>'
+        )
+    return "".join(out)
+
+
+def _pages_html(
+    record: dict[str, Any],
+    pages: list[RenderedPage],
+    page_count: int,
+    render_error: str | None,
+    flagged: dict[str, list[Reason]],
+    indices: dict[str, int],
+) -> str:
+    document_id = record["document_id"]
+    threshold = record.get("human_review_threshold")
+    fields = record.get("fields") or {}
+    legend = (
+        '<p class="legend" aria-label="Box colours">'
+        '<span class="swatch conf-low"></span> confidence below 0.5 '
+        f'<span class="swatch conf-mid"></span> below the threshold {_e(threshold)} '
+        '<span class="swatch conf-ok"></span> at or above it '
+        '<span class="swatch conf-none"></span> unscored</p>'
+    )
+    if render_error:
+        return f'{legend}<p class="notice warn" role="alert">No preview: {_e(render_error)}</p>'
+    figures = []
+    for page in pages:
+        size = f' width="{page.width}" height="{page.height}"' if page.width else ""
+        figures.append(
+            f'<figure class="page" id="page-{page.index}" data-page="{page.index}">'
+            f'<div class="sheet"><img src="{document_url(document_id)}/page/{page.index}"'
+            f'{size} alt="Page {page.index + 1} of {page_count}">'
+            f"{_boxes(page.index, fields, flagged, indices, threshold)}</div>"
+            f"<figcaption>Page {page.index + 1} of {page_count}</figcaption></figure>"
+        )
+    more = (
+        f'<p class="notice">Showing the first {len(pages)} of {page_count} pages.</p>'
+        if len(pages) < page_count
+        else ""
+    )
+    return legend + "".join(figures) + more
+
+
+def _summary(record: dict[str, Any]) -> str:
+    source = record.get("source") or {}
+    doc_type = record.get("document_type") or "-"
+    type_conf = record.get("document_type_confidence")
+    average = record.get("extraction_score_average")
+    facts = [
+        f'<span class="badge status-{_e(record.get("status"))}">{_e(record.get("status"))}</span>',
+        f'<span class="badge review">{_e(record.get("review_status"))}</span>',
+        f"type <b>{_e(doc_type)}</b>"
+        + (f" ({type_conf:.2f})" if isinstance(type_conf, (int, float)) else ""),
+        f"threshold <b>{_e(record.get('human_review_threshold'))}</b>",
+        "average score <b>" + ("-" if average is None else f"{average:.2f}") + "</b> of 5",
+        f'<span class="muted">{_e(record["document_id"])}</span>',
+    ]
+    version = source.get("version_id")
+    where = f"s3://{source.get('bucket')}/{source.get('key')}"
+    return (
+        f'<h1 id="doc-title">{_e(source.get("key") or record["document_id"])}</h1>'
+        f'<p class="facts-line">{" · ".join(facts)}</p>'
+        f'<p class="muted small">{_e(where)}{f" (version {_e(version)})" if version else ""}</p>'
+    )
+
+
+def _decision_html(review: dict[str, Any]) -> str:
+    corrected = review.get("corrected") or {}
+    rows = "".join(
+        f"<li><b>{_e(name)}</b> corrected to {_value_html(value)}</li>"
+        for name, value in corrected.items()
+    )
+    accepted = ", ".join(_e(n) for n in review.get("accepted") or []) or "none"
+    return (
+        '<section class="notice ok" role="status"><h2>Decided</h2>'
+        f"<p>By <b>{_e(review.get('reviewer'))}</b> at {_e(review.get('decided_at'))}.</p>"
+        f"<p>Accepted: {accepted}</p>"
+        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul></section>'
+    )
+
+
+def _form_of(review: dict[str, Any]) -> dict[str, list[str]]:
+    form: dict[str, list[str]] = {"reviewer": [str(review.get("reviewer", ""))]}
+    for name in review.get("accepted") or []:
+        form[f"decision.{name}"] = ["accept"]
+    for name, value in (review.get("corrected") or {}).items():
+        form[f"decision.{name}"] = ["correct"]
+        text = (
+            json.dumps(value, indent=2, ensure_ascii=False)
+            if isinstance(value, (list, dict))
+            else json.dumps(value)
+            if value is None
+            else display_value(value)
+        )
+        form[f"value.{name}"] = [text]
+    return form
+
+
+def document_page(
+    record: dict[str, Any],
+    *,
+    pages: list[RenderedPage],
+    page_count: int,
+    render_error: str | None,
+    token: str,
+    reviewer: str,
+    is_open: bool,
+    form: dict[str, list[str]] | None = None,
+    error: DecisionError | None = None,
+    notice: str | None = None,
+    lease_warning: str | None = None,
+) -> str:
+    """The review page of one document: pages with boxes on the left, the decision on the right.
+
+    ``is_open``: this server holds the document's message, so a decision can be submitted;
+    otherwise the page is read-only (already decided, or not taken from the queue here).
+    """
+    fields: dict[str, Any] = record.get("fields") or {}
+    flagged = flagged_fields(record)
+    indices = {name: i for i, name in enumerate(fields)}
+    threshold = record.get("human_review_threshold")
+    review = record.get("review")
+    problems = error.problems if error else {}
+    editable = is_open and not review
+    if review and form is None:
+        form = _form_of(review)  # show the decision in the (read-only) form
+
+    notices = []
+    if notice:
+        notices.append(f'<p class="notice" role="status">{_e(notice)}</p>')
+    if lease_warning:
+        notices.append(f'<p class="notice warn" role="alert">{_e(lease_warning)}</p>')
+    if error:
+        items = "".join(
+            f'<li><a href="#field-{indices[n]}">{_e(n)}</a>: {_e(t)}</li>'
+            for n, t in problems.items()
+            if n in indices
+        )
+        if error.reviewer:
+            items += f'<li><a href="#reviewer">your name</a>: {_e(error.reviewer)}</li>'
+        notices.append(
+            '<div class="notice error" role="alert" tabindex="-1" id="error-summary">'
+            f"<h2>Not stored: decide every flagged field</h2><ul>{items}</ul></div>"
+        )
+    if review:
+        notices.append(_decision_html(review))
+    elif not is_open:
+        notices.append(
+            '<p class="notice warn">Read-only: this document is not open here (it was not taken '
+            'from the review queue by this server). <a href="/">Take the next document</a>.</p>'
+        )
+    if record.get("error"):
+        err = record["error"]
+        notices.append(
+            f'<p class="notice error">Extraction failed: <b>{_e(err.get("type"))}</b> '
+            f"{_e(err.get('message'))}</p>"
+        )
+    other_flags = [
+        f
+        for f in record.get("flags") or []
+        if f.split(":", 1)[0]
+        in ("extraction_failed", "scores_unavailable", "low_confidence_classification")
+    ]
+    if other_flags:
+        notices.append(
+            '<p class="notice">Document flags: '
+            + ", ".join(f"<code>{_e(f)}</code>" for f in other_flags)
+            + "</p>"
+        )
+
+    cards = "".join(
+        _flagged_card(
+            indices[name], name, fields[name], reasons, threshold, form, problems.get(name)
+        )
+        for name, reasons in flagged.items()
+    )
+    others = [name for name in fields if name not in flagged]
+    rows = "".join(_other_row(indices[n], n, fields[n], threshold, form) for n in others)
+    plural = "s" if len(flagged) != 1 else ""
+    if not flagged:
+        heading = "No field is flagged: check the document and the flags above"
+    elif review:
+        heading = f"{len(flagged)} flagged field{plural}, as decided"
+    else:
+        heading = f"Check {len(flagged)} flagged field{plural}"
+    form_body = f"""
+<section class="flagged" aria-labelledby="flagged-title">
+  <h2 id="flagged-title">{heading}</h2>
+  <p class="progress muted" id="progress" aria-live="polite"></p>
+  {cards}
+</section>
+<details class="others">
+  <summary>{len(others)} other field{"s" if len(others) != 1 else ""} (not flagged)</summary>
+  {rows or '<p class="muted">None.</p>'}
+</details>"""
+    reviewer_value = (form or {}).get("reviewer", [reviewer])[0]
+    url = document_url(record["document_id"])
+    disabled = "" if editable else " disabled"
+    panel = f"""
+<form method="post" action="{url}/decision" id="decision-form" novalidate>
+<fieldset class="whole"{disabled}>
+<input type="hidden" name="token" value="{_e(token)}">
+{form_body}
+<div class="submit-row">
+  <label for="reviewer">Reviewer</label>
+  <input type="text" id="reviewer" name="reviewer" value="{_e(reviewer_value)}" required
+    autocomplete="name">
+  <button type="submit" class="primary" accesskey="s" id="submit">Store decision</button>
+</div>
+</fieldset>
+</form>"""
+    if editable:
+        panel += f"""
+<form method="post" action="{url}/release" class="release">
+  <input type="hidden" name="token" value="{_e(token)}">
+  <button type="submit" class="secondary">Put back on the queue</button>
+</form>"""
+    keys = """
+<section class="help" aria-label="Keyboard shortcuts">
+  <h2>Keys</h2>
+  <ul>
+    <li><kbd>j</kbd> / <kbd>k</kbd> next / previous flagged field</li>
+    <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)</li>
+    <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
+      work everywhere</li>
+  </ul>
+</section>"""
+    body = f"""
+<header class="topbar">
+  <p class="brand"><a href="/">doctriage review</a></p>
+  {_summary(record)}
+</header>
+<main class="layout">
+  <section class="pages" aria-label="Document pages">
+    {_pages_html(record, pages, page_count, render_error, flagged, indices)}
+  </section>
+  <aside class="panel" id="panel" aria-label="Decision">
+    {"".join(notices)}
+    {panel}
+    {keys}
+  </aside>
+</main>"""
+    title = (record.get("source") or {}).get("key") or record["document_id"]
+    return _layout(f"Review {title}", body, page="document", token=token)
+
+
+def waiting_page(
+    *,
+    token: str,
+    notice: str | None,
+    auto: bool,
+    decided: int,
+    duplicates: int,
+    queue_url: str,
+) -> str:
+    """No document open: wait for the next one (JavaScript long-polls; without it, a button)."""
+    heading = "Waiting for the next document" if auto else "Ready for the next document"
+    body = f"""
+<header class="topbar"><p class="brand"><a href="/">doctriage review</a></p>
+  <h1>{heading}</h1></header>
+<main class="waiting" id="panel">
+  {f'<p class="notice ok" role="status">{_e(notice)}</p>' if notice else ""}
+  <p id="wait-status" role="status" aria-live="polite">{
+        "Checking the review queue…" if auto else "Take the next document when you are ready."
+    }</p>
+  <form method="post" action="/next">
+    <input type="hidden" name="token" value="{_e(token)}">
+    <button type="submit" class="primary" accesskey="n" id="next">Next document</button>
+  </form>
+  <p class="muted small">Decisions stored this session: <b id="decided">{decided}</b> ·
+    duplicate messages acknowledged: <b id="duplicates">{duplicates}</b><br>
+    Queue: {_e(queue_url)}</p>
+</main>"""
+    return _layout("Waiting", body, page="waiting", token=token, auto=auto)
+
+
+def message_page(title: str, message: str, *, token: str = "") -> str:
+    body = f"""
+<header class="topbar"><p class="brand"><a href="/">doctriage review</a></p>
+  <h1>{_e(title)}</h1></header>
+<main class="waiting" id="panel"><p class="notice error" role="alert">{_e(message)}</p>
+  <p><a href="/">Back to the review queue</a></p></main>"""
+    return _layout(title, body, page="message", token=token)

@@ -1,0 +1,472 @@
+"""The review page, served on 127.0.0.1 by the standard library's HTTP server.
+
+One document is open at a time (this server holds its message; the heartbeat keeps it hidden
+from other consumers). Routes:
+
+    GET  /                      the open document, else the next one, else a waiting page
+    GET  /doc/<id>              a document's review page (read-only unless it is the open one)
+    GET  /doc/<id>/page/<n>     page n (0-based) as an image
+    POST /doc/<id>/decision     store the decision, delete the message, go to the next document
+    POST /doc/<id>/release      put the open document back on the queue
+    POST /next, /api/next       long-poll the queue for the next document (form / JSON)
+    GET  /api/status            what this server has done, as JSON
+    GET  /static/<file>         review.css, review.js
+
+POSTs carry a per-server token (a page on another site cannot post decisions to it) and the
+Host header must name this server (no DNS rebinding).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from doctriage_local.review import page
+from doctriage_local.review.consumer import MAX_WAIT_SECONDS, OpenDocument, ReviewConsumer
+from doctriage_local.review.decision import DecisionError, build_review
+from doctriage_local.review.render import PageCache, RenderedPage, RenderError, render_pages
+
+log = logging.getLogger("doctriage.review")
+
+STATIC = Path(__file__).resolve().parent / "static"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+MAX_FORM_BYTES = 1 << 20
+
+
+class ReviewServer:
+    """``with ReviewServer(consumer, port=0) as server: print(server.url)``."""
+
+    def __init__(
+        self,
+        consumer: ReviewConsumer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reviewer: str = "",
+        wait_seconds: float = MAX_WAIT_SECONDS,
+    ) -> None:
+        self.consumer = consumer
+        self.reviewer = reviewer
+        self.wait_seconds = wait_seconds
+        self.token = secrets.token_urlsafe(24)
+        self.current: OpenDocument | None = None
+        self._titles: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._next_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._pages = PageCache()
+        self._thread: threading.Thread | None = None
+        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
+        self.httpd.daemon_threads = True
+        self.host, self.port = host, int(self.httpd.server_address[1])
+        self.allowed_hosts = {f"{h}:{self.port}" for h in ("127.0.0.1", "localhost", str(host))}
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> ReviewServer:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="review-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving; an open, undecided document goes back on the queue."""
+        self._stopped.set()
+        if self._thread is not None:
+            self.httpd.shutdown()
+            self._thread.join(timeout=10)
+        self.httpd.server_close()
+        with self._lock:
+            if self.current is not None:
+                self.consumer.release(self.current)
+                self.current = None
+
+    def __enter__(self) -> ReviewServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the desk
+
+    def next_document(self, wait_seconds: float) -> OpenDocument | None:
+        with self._next_lock:
+            with self._lock:
+                if self.current is not None:
+                    return self.current
+            document = self.consumer.open_next(wait_seconds)
+            if document is None:
+                return None
+            with self._lock:
+                if self._stopped.is_set():
+                    self.consumer.release(document)
+                    return None
+                self.current = document
+                key = (document.record.get("source") or {}).get("key")
+                self._titles[document.document_id] = key or document.document_id
+            return document
+
+    def open_document(self, document_id: str) -> OpenDocument | None:
+        with self._lock:
+            if self.current is not None and self.current.document_id == document_id:
+                return self.current
+        return None
+
+    def decide(self, document: OpenDocument, review: dict[str, Any]) -> bool:
+        with self._lock:
+            stored = self.consumer.decide(document, review)
+            if self.current is document:
+                self.current = None
+            return stored
+
+    def release(self, document: OpenDocument) -> None:
+        with self._lock:
+            self.consumer.release(document)
+            if self.current is document:
+                self.current = None
+
+    def title(self, document_id: str) -> str:
+        return self._titles.get(document_id, document_id)
+
+    def pages(self, record: dict[str, Any]) -> tuple[list[RenderedPage], int]:
+        cached = self._pages.get(record["document_id"])
+        if cached is None:
+            data, _ = self.consumer.document_bytes(record)
+            cached = render_pages(data)
+            self._pages.put(record["document_id"], cached)
+        return cached
+
+    def status(self) -> dict[str, Any]:
+        stats = self.consumer.stats
+        with self._lock:
+            current = self.current.document_id if self.current else None
+            beats = self.current.heartbeat.beats if self.current else 0
+        return {
+            "open": current,
+            "heartbeats": beats,
+            "opened": stats.opened,
+            "decided": stats.decided,
+            "already_decided": stats.already_decided,
+            "duplicates_acknowledged": stats.duplicates_acknowledged,
+            "released": stats.released,
+            "left_alone": stats.left_alone,
+            "queue_url": self.consumer.queue_url,
+        }
+
+
+def _handler_for(server: ReviewServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(_ReviewHandler):
+        review = server
+
+    return Handler
+
+
+class _ReviewHandler(BaseHTTPRequestHandler):
+    review: ReviewServer
+    server_version = "doctriage-review"
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        if content_type.startswith("text/html"):
+            self.send_header(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self'; style-src 'self' 'unsafe-inline'; "
+                "script-src 'self'; form-action 'self'; frame-ancestors 'none'",
+            )
+            self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if status >= 400:
+            self.close_connection = True  # an unread request body must not become the next one
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                log.debug("%s went away before the answer to %s", self.client_address, self.path)
+
+    def _html(self, status: int, text: str) -> None:
+        self._send(status, text.encode(), "text/html; charset=utf-8")
+
+    def _json(self, status: int, value: Any) -> None:
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _redirect(self, location: str) -> None:
+        self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": location})
+
+    def _error(self, status: int, title: str, message: str) -> None:
+        self._html(status, page.message_page(title, message, token=self.review.token))
+
+    def _host_ok(self) -> bool:
+        if self.headers.get("Host", "") in self.review.allowed_hosts:
+            return True
+        self._send(HTTPStatus.MISDIRECTED_REQUEST, b"wrong Host", "text/plain")
+        return False
+
+    def _form(self) -> dict[str, list[str]] | None:
+        """The POSTed form when its token is ours; None (and a 403 or 413 sent) otherwise."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_FORM_BYTES:
+            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Too large", "The form is too large.")
+            return None
+        raw = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
+        form = parse_qs(raw, keep_blank_values=True)
+        token = self.headers.get("X-Review-Token") or (form.get("token") or [""])[0]
+        if not secrets.compare_digest(token, self.review.token):
+            self._error(
+                HTTPStatus.FORBIDDEN,
+                "Refused",
+                "This form is not from this review page (reload the page and try again).",
+            )
+            return None
+        return form
+
+    # ------------------------------------------------------------------ routes
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            return
+        url = urlsplit(self.path)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        query = parse_qs(url.query)
+        try:
+            if not parts:
+                self._index(query, url.query)
+            elif parts == ["api", "status"]:
+                self._json(HTTPStatus.OK, self.review.status())
+            elif parts[0] == "static" and len(parts) == 2:
+                self._static(parts[1])
+            elif parts[0] == "doc" and len(parts) == 2:
+                self._document(parts[1], self._notice(query))
+            elif parts[0] == "doc" and len(parts) == 4 and parts[2] == "page":
+                self._page_image(parts[1], parts[3])
+            elif parts == ["favicon.ico"]:
+                self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
+            else:
+                self._error(HTTPStatus.NOT_FOUND, "Not found", f"Nothing at {url.path}.")
+        except Exception as exc:
+            log.exception("GET %s failed", self.path)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "Something went wrong", str(exc))
+
+    def do_POST(self) -> None:
+        if not self._host_ok():
+            return
+        parts = [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
+        form = self._form()
+        if form is None:
+            return
+        try:
+            if parts == ["next"]:
+                document = self.review.next_document(self.review.wait_seconds)
+                self._redirect(page.document_url(document.document_id) if document else "/")
+            elif parts == ["api", "next"]:
+                document = self.review.next_document(self.review.wait_seconds)
+                document_id = document.document_id if document else None
+                self._json(
+                    HTTPStatus.OK,
+                    {
+                        "document_id": document_id,
+                        "url": page.document_url(document_id) if document_id else None,
+                        **self.review.status(),
+                    },
+                )
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "decision":
+                self._decide(parts[1], form)
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "release":
+                self._release(parts[1])
+            else:
+                self._error(HTTPStatus.NOT_FOUND, "Not found", f"Nothing to post at {self.path}.")
+        except Exception as exc:
+            log.exception("POST %s failed", self.path)
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "Something went wrong", str(exc))
+
+    def _notice(self, query: dict[str, list[str]]) -> str | None:
+        review = self.review
+        if "decided" in query:
+            return f"Decision stored for {review.title(query['decided'][0])}."
+        if "already" in query:
+            return (
+                f"{review.title(query['already'][0])} had been decided by someone else: "
+                "your decision was not stored."
+            )
+        if "released" in query:
+            return f"{review.title(query['released'][0])} is back on the queue."
+        return None
+
+    def _index(self, query: dict[str, list[str]], raw_query: str) -> None:
+        review = self.review
+        auto = "released" not in query  # or the document put back comes straight back
+        document = review.next_document(0) if auto else None
+        if document is not None:
+            suffix = f"?{raw_query}" if raw_query else ""
+            self._redirect(page.document_url(document.document_id) + suffix)
+            return
+        stats = review.consumer.stats
+        self._html(
+            HTTPStatus.OK,
+            page.waiting_page(
+                token=review.token,
+                notice=self._notice(query),
+                auto=auto,
+                decided=stats.decided,
+                duplicates=stats.duplicates_acknowledged,
+                queue_url=review.consumer.queue_url,
+            ),
+        )
+
+    def _static(self, name: str) -> None:
+        path = STATIC / name
+        if path.suffix not in STATIC_TYPES or path.parent != STATIC or not path.is_file():
+            self._error(HTTPStatus.NOT_FOUND, "Not found", f"No static file {name}.")
+            return
+        self._send(
+            HTTPStatus.OK,
+            path.read_bytes(),
+            STATIC_TYPES[path.suffix],
+            {"Cache-Control": "no-cache"},
+        )
+
+    def _record(self, document_id: str) -> tuple[dict[str, Any] | None, OpenDocument | None]:
+        document = self.review.open_document(document_id)
+        if document is not None:
+            return document.record, document
+        return self.review.consumer.get_record(document_id), None
+
+    def _render(
+        self,
+        record: dict[str, Any],
+        document: OpenDocument | None,
+        status: int = HTTPStatus.OK,
+        **extra: Any,
+    ) -> None:
+        try:
+            pages, count = self.review.pages(record)
+            render_error = None
+        except (RenderError, KeyError) as exc:
+            pages, count, render_error = [], 0, str(exc)
+        except Exception as exc:  # S3 errors: show the fields anyway
+            log.warning("cannot read %s: %s", record["document_id"], exc)
+            pages, count, render_error = [], 0, f"cannot read the document from S3: {exc}"
+        warning = None
+        if document is not None and document.heartbeat.error:
+            warning = (
+                "This document's message could not be kept hidden from other reviewers "
+                f"({document.heartbeat.error}); someone else may be reviewing it too."
+            )
+        self._html(
+            status,
+            page.document_page(
+                record,
+                pages=pages,
+                page_count=count,
+                render_error=render_error,
+                token=self.review.token,
+                reviewer=self.review.reviewer,
+                is_open=document is not None,
+                lease_warning=warning,
+                **extra,
+            ),
+        )
+
+    def _document(self, document_id: str, notice: str | None) -> None:
+        record, document = self._record(document_id)
+        if record is None:
+            self._error(
+                HTTPStatus.NOT_FOUND, "No such document", f"There is no record for {document_id}."
+            )
+            return
+        self._render(record, document, notice=notice)
+
+    def _page_image(self, document_id: str, number: str) -> None:
+        record, _ = self._record(document_id)
+        if record is None or not number.isdigit():
+            self._error(HTTPStatus.NOT_FOUND, "Not found", "No such page.")
+            return
+        try:
+            pages, _ = self.review.pages(record)
+        except RenderError as exc:
+            self._error(HTTPStatus.NOT_FOUND, "No preview", str(exc))
+            return
+        match = next((p for p in pages if p.index == int(number)), None)
+        if match is None:
+            self._error(HTTPStatus.NOT_FOUND, "Not found", "No such page.")
+            return
+        self._send(
+            HTTPStatus.OK, match.data, match.content_type, {"Cache-Control": "private, max-age=300"}
+        )
+
+    def _decide(self, document_id: str, form: dict[str, list[str]]) -> None:
+        document = self.review.open_document(document_id)
+        if document is None:
+            record = self.review.consumer.get_record(document_id)
+            if record is not None and record.get("review"):
+                self._redirect(page.document_url(document_id))
+                return
+            self._error(
+                HTTPStatus.CONFLICT,
+                "Not open here",
+                "This document is not open on this review server (it was put back on "
+                "the queue, or taken by another reviewer). Your decision was not stored.",
+            )
+            return
+        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
+        try:
+            decision = build_review(document.record, form, reviewer)
+        except DecisionError as exc:
+            self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
+            return
+        try:
+            stored = self.review.decide(document, decision)
+        except Exception as exc:
+            log.exception("storing the decision for %s failed", document_id)
+            self._render(
+                document.record,
+                document,
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                form=form,
+                notice=f"The decision could not be stored ({exc}); the document is still open "
+                "and its message still on the queue: try again.",
+            )
+            return
+        if stored:
+            self.review.reviewer = decision["reviewer"]  # the next page starts with this name
+        which = "decided" if stored else "already"
+        self._redirect(f"/?{which}={quote(document_id, safe='')}")
+
+    def _release(self, document_id: str) -> None:
+        document = self.review.open_document(document_id)
+        if document is not None:
+            self.review.release(document)
+        self._redirect(f"/?released={quote(document_id, safe='')}")

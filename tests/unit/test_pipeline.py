@@ -1,0 +1,1024 @@
+"""pipeline.py step by step, with in-memory adapters that implement its Protocols (no moto).
+
+Each fake keeps what it was asked to do (puts, sends, starts, submits) so the tests can check
+exactly what a step did and did not touch.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from doctriage_core import errors
+from doctriage_core.config import Settings
+from doctriage_core.domain.documents import MAX_FILE_BYTES, document_id_for
+from doctriage_core.pipeline import (
+    Upload,
+    _PrefixedStream,
+    check_extraction,
+    evaluate_document,
+    has_scores,
+    result_key_for,
+    store_record,
+    submit_upload,
+)
+from tests.contracts import assert_valid_record, assert_valid_review_message
+
+BUCKET = "docs-bucket"
+PDF = b"%PDF-1.7\n" + b"x" * 300 + b"\n%%EOF\n"
+SCHEMA = {
+    "properties": {
+        "invoice_number": {"type": "string", "pattern": "^INV-[0-9]+$"},
+        "total": {"type": "number"},
+    },
+    "required": ["invoice_number"],
+}
+T0 = 1_750_000_000.0  # a fixed "now" for the fake clock
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "documents_bucket": BUCKET,
+        "results_table": "results",
+        "review_queue_url": "https://sqs.local/review",
+        "datalab_api_url": "https://www.datalab.to",
+        "datalab_api_key_secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:k",
+        "human_review_threshold": 0.85,
+        "processing_deadline_seconds": 1800.0,
+        "scoring_deadline_seconds": 300.0,
+        "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:sm",
+        "submit_max_receives": 3,
+        "time_scale": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Clock:
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# ------------------------------------------------------------------ fakes of the Protocols
+
+
+@dataclass
+class FakeInfo:
+    size: int
+    etag: str | None
+    version_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class TrackingStream(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.was_closed = False
+
+    def close(self) -> None:
+        self.was_closed = True
+        super().close()
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, tuple[bytes, dict[str, str], int | None]] = {}
+        self.puts: list[tuple[str, bytes]] = []
+        self.opened: list[TrackingStream] = []
+
+    def add(
+        self, key: str, body: bytes, metadata: dict[str, str] | None = None, size: int | None = None
+    ) -> None:
+        self.objects[key] = (body, metadata or {}, size)
+
+    def head(self, key: str, version_id: str | None) -> FakeInfo:
+        if key not in self.objects:
+            raise errors.InvalidDocument(f"{key} no longer exists", reason="object_missing")
+        body, metadata, size = self.objects[key]
+        return FakeInfo(
+            size=len(body) if size is None else size,
+            etag='"etag-1"',
+            version_id="v-1",
+            metadata=dict(metadata),
+        )
+
+    def open(self, key: str, version_id: str | None) -> TrackingStream:
+        stream = TrackingStream(self.objects[key][0])
+        self.opened.append(stream)
+        return stream
+
+    def read_schema(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        if key not in self.objects:
+            raise errors.SchemaNotFound(f"no extraction schema at {key}")
+        return self.objects[key][0], "schema-v1"
+
+    def read(self, key: str) -> bytes:
+        return self.objects[key][0]
+
+    def put_json(self, key: str, body: bytes) -> None:
+        self.puts.append((key, body))
+        self.objects[key] = (body, {}, None)
+
+
+class FakeResults:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+        self.put_calls = 0
+
+    def put_once(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        self.put_calls += 1
+        existing = self.items.get(record["document_id"])
+        if existing is not None:
+            return False, json.loads(json.dumps(existing))
+        self.items[record["document_id"]] = json.loads(json.dumps(record))
+        return True, record
+
+    def get(self, document_id: str) -> dict[str, Any] | None:
+        return self.items.get(document_id)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(json.loads(json.dumps(message)))
+
+
+class FakeWorkflows:
+    def __init__(self, existing: set[str] | None = None) -> None:
+        self.existing = set(existing or ())
+        self.started: list[tuple[str, dict[str, Any]]] = []
+
+    def exists(self, name: str) -> bool:
+        return name in self.existing
+
+    def start(self, name: str, state: dict[str, Any]) -> bool:
+        if name in self.existing:
+            return False
+        self.existing.add(name)
+        self.started.append((name, json.loads(json.dumps(state))))
+        return True
+
+
+@dataclass
+class FakeSubmission:
+    request_id: str
+    check_url: str
+
+
+class FakeDatalab:
+    """submit reads the stream like the real client (64 KiB reads); check replays answers."""
+
+    def __init__(
+        self, *, submit_error: Exception | None = None, answers: list[Any] | None = None
+    ) -> None:
+        self.submit_error = submit_error
+        self.answers = list(answers or [])
+        self.submitted: list[dict[str, Any]] = []
+        self.checked: list[str] = []
+
+    def submit(
+        self,
+        stream: Any,
+        *,
+        filename: str,
+        content_type: str,
+        page_schema: str,
+        size: int | None = None,
+    ) -> FakeSubmission:
+        data = b""
+        while chunk := stream.read(64 * 1024):
+            data += chunk
+        self.submitted.append(
+            {
+                "data": data,
+                "filename": filename,
+                "content_type": content_type,
+                "page_schema": page_schema,
+                "size": size,
+            }
+        )
+        if self.submit_error is not None:
+            raise self.submit_error
+        return FakeSubmission("req-1", "https://www.datalab.to/api/v1/extract/req-1")
+
+    def check(self, check_url: str) -> dict[str, Any]:
+        self.checked.append(check_url)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+# ------------------------------------------------------------------ has_scores
+
+
+def _extraction(**values: Any) -> dict[str, Any]:
+    return {"status": "complete", "extraction_schema_json": json.dumps(values)}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"extraction_score_average": 4.5, "extraction_schema_json": "{}"}, True),
+        ({"extraction_score_average": None, "extraction_schema_json": "{}"}, False),
+        ({"extraction_schema_json": "{}"}, False),
+        (_extraction(total=5, total_score={"score": 4, "reasoning": "ok"}), True),
+        # the extraction already parsed into a dict counts the same
+        ({"extraction_schema_json": {"total": 5, "total_score": {"score": 4}}}, True),
+        # a score with no field next to it is not a field score
+        (_extraction(total=5, other_score={"score": 4}), False),
+        # a property named credit_score holding a string is a value, not a score
+        (_extraction(credit_score="750", credit_score_citations=["/page/0/Line/1"]), False),
+        (_extraction(credit="A", credit_score="750"), False),
+        # a score object without "score"
+        (_extraction(total=5, total_score={"reasoning": "pending"}), False),
+        ({"extraction_schema_json": "{not json"}, False),
+        ({"extraction_schema_json": "[1, 2]"}, False),
+        ({"extraction_schema_json": None}, False),
+    ],
+    ids=[
+        "average",
+        "average-null",
+        "average-absent",
+        "field-score",
+        "parsed-dict",
+        "score-without-field",
+        "property-named-credit_score",
+        "credit-and-string-credit_score",
+        "score-without-score-key",
+        "not-json",
+        "json-list",
+        "null-extraction",
+    ],
+)
+def test_has_scores(body: dict[str, Any], expected: bool) -> None:
+    assert has_scores(body) is expected
+
+
+# ------------------------------------------------------------------ _PrefixedStream
+
+_DATA = bytes(range(256)) * 40  # 10240 bytes
+
+
+@pytest.mark.parametrize("prefix_len", [0, 1, 16, 100])
+@pytest.mark.parametrize("size", [1, 3, 15, 16, 17, 100, 4096, 20000])
+def test_prefixed_stream_replays_the_sniffed_bytes_then_the_rest(
+    prefix_len: int, size: int
+) -> None:
+    source = io.BytesIO(_DATA)
+    prefix = source.read(prefix_len)
+    stream = _PrefixedStream(prefix, source)
+    chunks = []
+    while chunk := stream.read(size):
+        assert len(chunk) <= size
+        chunks.append(chunk)
+    assert b"".join(chunks) == _DATA
+    assert stream.read(size) == b""
+
+
+@pytest.mark.parametrize("first", [0, 5, 16])
+@pytest.mark.parametrize("whole", [-1, None])
+def test_prefixed_stream_read_all(first: int, whole: int | None) -> None:
+    source = io.BytesIO(_DATA)
+    prefix = source.read(16)
+    stream = _PrefixedStream(prefix, source)
+    head = stream.read(first) if first else b""
+    assert head + stream.read(whole) == _DATA  # type: ignore[arg-type]
+    assert stream.read() == b""
+
+
+# ------------------------------------------------------------------ check_extraction
+
+
+def _state(poll: dict[str, Any] | None = None, *, submitted: float = T0) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "document": {
+            "document_id": "doc-1",
+            "bucket": BUCKET,
+            "key": "incoming/invoice/a.pdf",
+            "doc_type": "invoice",
+            "version_id": "v-1",
+            "etag": '"e"',
+            "size": 50_000,
+        },
+        "schema": {"key": "schemas/invoice.json", "version_id": "schema-v1"},
+        "upload_threshold": None,
+        "datalab": {
+            "request_id": "req-1",
+            "check_url": "https://www.datalab.to/api/v1/extract/req-1",
+        },
+        "submitted_at": iso(submitted),
+        "first_wait_seconds": 2,
+    }
+    if poll is not None:
+        state["poll"] = poll
+    return state
+
+
+PROCESSING = {"status": "processing"}
+UNSCORED = {
+    "status": "complete",
+    "success": True,
+    "page_count": 2,
+    "extraction_schema_json": json.dumps({"invoice_number": "INV-1", "total": 5}),
+}
+SCORED = {
+    **UNSCORED,
+    "extraction_score_average": 4.5,
+    "extraction_schema_json": json.dumps(
+        {
+            "invoice_number": "INV-1",
+            "invoice_number_score": {"score": 5, "reasoning": "r"},
+            "total": 5,
+            "total_score": {"score": 4, "reasoning": "r"},
+        }
+    ),
+}
+
+
+def _check(
+    state: dict[str, Any],
+    answer: Any,
+    *,
+    at: float,
+    store: FakeStore | None = None,
+    **settings: Any,
+) -> tuple[dict[str, Any], FakeStore, FakeDatalab]:
+    store = store or FakeStore()
+    datalab = FakeDatalab(answers=[answer])
+    out = check_extraction(
+        state,
+        datalab=datalab,
+        store=store,
+        settings=make_settings(**settings),
+        now=Clock(at),
+        rng=random.Random(7),
+    )
+    assert datalab.checked == [state["datalab"]["check_url"]]
+    return out, store, datalab
+
+
+def test_processing_keeps_waiting() -> None:
+    out, store, _ = _check(_state(), PROCESSING, at=T0 + 10)
+    assert out["ready"] is False
+    assert out["scored"] is False
+    assert out["phase"] == "processing"
+    assert out["polls"] == 1
+    assert out["phase_polls"] == 1
+    assert isinstance(out["next_wait_seconds"], int)
+    assert out["next_wait_seconds"] >= 1
+    assert store.puts == []
+    assert len(json.dumps(out)) < 1000
+
+
+def test_a_second_processing_poll_counts_on() -> None:
+    first, _, _ = _check(_state(), PROCESSING, at=T0 + 10)
+    second, _, _ = _check(_state(first), PROCESSING, at=T0 + 30)
+    assert (second["polls"], second["phase_polls"], second["phase"]) == (2, 2, "processing")
+
+
+def test_processing_near_the_deadline_waits_no_longer_than_just_past_it() -> None:
+    out, _, _ = _check(_state(), PROCESSING, at=T0 + 1799.5)
+    assert out["ready"] is False
+    assert out["next_wait_seconds"] == 1
+
+
+@pytest.mark.parametrize("elapsed", [1800.0, 1801.0, 5000.0])
+def test_processing_past_the_deadline_raises(elapsed: float) -> None:
+    with pytest.raises(errors.DeadlineExceeded, match="1800"):
+        _check(_state(), PROCESSING, at=T0 + elapsed)
+
+
+def test_first_complete_unscored_poll_stores_the_raw_result_once() -> None:
+    out, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    key = result_key_for("doc-1")
+    assert key == "results/doc-1/datalab-result.json"
+    assert [k for k, _ in store.puts] == [key]
+    assert json.loads(store.puts[0][1]) == UNSCORED
+    assert out["ready"] is False
+    assert out["scored"] is False
+    assert out["phase"] == "unscored"
+    assert out["phase_polls"] == 1
+    assert out["result_key"] == key
+    assert out["complete_seen_at"] == iso(T0 + 20)
+    assert out["page_count"] == 2
+    assert out["next_wait_seconds"] >= 1
+    # the state carries keys, never the result
+    assert "extraction_schema_json" not in json.dumps(out)
+
+
+def test_a_later_unscored_poll_does_not_store_again() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    second, store, _ = _check(_state(first), UNSCORED, at=T0 + 30, store=store)
+    assert len(store.puts) == 1
+    assert second["phase"] == "unscored"
+    assert second["phase_polls"] == 2
+    assert second["polls"] == 2
+    assert second["complete_seen_at"] == iso(T0 + 20)
+    assert second["result_key"] == result_key_for("doc-1")
+    assert second["ready"] is False
+
+
+def test_scores_arriving_make_it_ready_and_store_the_scored_result() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, store, _ = _check(_state(first), SCORED, at=T0 + 30, store=store)
+    assert len(store.puts) == 2
+    assert json.loads(store.puts[-1][1]) == SCORED
+    assert out["ready"] is True
+    assert out["scored"] is True
+    assert out["phase"] == "scored"
+    assert out["result_key"] == result_key_for("doc-1")
+    assert out["complete_seen_at"] == iso(T0 + 20)
+    assert out["polls"] == 2
+
+
+def test_scored_on_the_first_complete_poll() -> None:
+    out, store, _ = _check(_state(), SCORED, at=T0 + 20)
+    assert len(store.puts) == 1
+    assert (out["ready"], out["scored"], out["complete_seen_at"]) == (True, True, iso(T0 + 20))
+
+
+def test_unscored_just_before_the_scoring_deadline_still_waits() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, _, _ = _check(_state(first), UNSCORED, at=T0 + 20 + 299, store=store)
+    assert out["ready"] is False
+    assert out["phase"] == "unscored"
+    assert out["next_wait_seconds"] <= 2  # capped at just past the deadline
+
+
+def test_unscored_past_the_scoring_deadline_is_ready_without_scores() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, store, _ = _check(_state(first), UNSCORED, at=T0 + 20 + 300, store=store)
+    assert out["ready"] is True
+    assert out["scored"] is False
+    assert out["phase"] == "scores_unavailable"
+    assert out["result_key"] == result_key_for("doc-1")
+    assert len(store.puts) == 1  # the copy made on the first complete poll is the result
+
+
+def test_rate_limited_with_retry_after_waits_at_least_that_long() -> None:
+    out, store, _ = _check(_state(), errors.DatalabRateLimited("429", retry_after=42.2), at=T0 + 10)
+    assert out["ready"] is False
+    assert out["phase"] == "processing"
+    assert out["next_wait_seconds"] >= 43
+    assert store.puts == []
+
+
+def test_rate_limited_while_unscored_keeps_the_result_key() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, _, _ = _check(
+        _state(first), errors.DatalabRateLimited("429", retry_after=30), at=T0 + 25, store=store
+    )
+    assert out["phase"] == "unscored"
+    assert out["next_wait_seconds"] >= 30
+    assert out["result_key"] == result_key_for("doc-1")
+    assert out["complete_seen_at"] == iso(T0 + 20)
+    assert len(store.puts) == 1
+
+
+def test_rate_limited_without_retry_after_raises_for_the_state_machine_to_retry() -> None:
+    with pytest.raises(errors.DatalabRateLimited):
+        _check(_state(), errors.DatalabRateLimited("429"), at=T0 + 10)
+
+
+def test_rate_limited_past_the_processing_deadline_still_ends() -> None:
+    # Found as a bug: a 429 with Retry-After used to skip the deadline check and poll forever.
+    with pytest.raises(errors.DeadlineExceeded):
+        _check(_state(), errors.DatalabRateLimited("429", retry_after=60), at=T0 + 1900)
+
+
+def test_rate_limited_past_the_scoring_deadline_evaluates_without_scores() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, _, _ = _check(
+        _state(first),
+        errors.DatalabRateLimited("429", retry_after=60),
+        at=T0 + 20 + 301,
+        store=store,
+    )
+    assert out["ready"] is True
+    assert out["scored"] is False
+    assert out["phase"] == "scores_unavailable"
+    assert out["result_key"] == result_key_for("doc-1")
+    assert out["complete_seen_at"] == iso(T0 + 20)
+    assert len(store.puts) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.DatalabServerError("503"),
+        errors.DatalabResultExpired("404"),
+        errors.UntrustedCheckUrl("elsewhere"),
+    ],
+)
+def test_other_errors_propagate_by_class(error: Exception) -> None:
+    with pytest.raises(type(error)):
+        _check(_state(), error, at=T0 + 10)
+
+
+def test_time_scale_compresses_elapsed_time() -> None:
+    # 18.01 real seconds at time_scale 0.01 are 1801 pipeline seconds: past the 1800 s deadline.
+    with pytest.raises(errors.DeadlineExceeded):
+        _check(_state(), PROCESSING, at=T0 + 18.01, time_scale=0.01)
+    out, _, _ = _check(_state(), PROCESSING, at=T0 + 18.01, time_scale=1.0)
+    assert out["phase"] == "processing"
+    out, _, _ = _check(_state(), PROCESSING, at=T0 + 17.9, time_scale=0.01)
+    assert out["phase"] == "processing"
+    # and the scoring deadline the same way: 3.01 s at 0.01 is 301 s
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 1, time_scale=0.01)
+    out, _, _ = _check(_state(first), UNSCORED, at=T0 + 4.01, store=store, time_scale=0.01)
+    assert out["phase"] == "scores_unavailable"
+
+
+# ------------------------------------------------------------------ submit_upload
+
+
+@dataclass
+class Env:
+    store: FakeStore
+    datalab: FakeDatalab
+    results: FakeResults
+    queue: FakeQueue
+    workflows: FakeWorkflows
+    factory_calls: int = 0
+
+
+def _env(*, datalab: FakeDatalab | None = None, existing: set[str] | None = None) -> Env:
+    store = FakeStore()
+    store.add("schemas/invoice.json", json.dumps(SCHEMA).encode())
+    return Env(store, datalab or FakeDatalab(), FakeResults(), FakeQueue(), FakeWorkflows(existing))
+
+
+def _submit(env: Env, key: str, *, receive_count: int = 1, **settings: Any) -> Any:
+    def factory() -> FakeDatalab:
+        env.factory_calls += 1
+        return env.datalab
+
+    upload = Upload(bucket=BUCKET, raw_key=key, version_id="v-1", etag="etag-1", size=10)
+    return submit_upload(
+        upload,
+        receive_count=receive_count,
+        store=env.store,
+        datalab=factory,
+        results=env.results,
+        review_queue=env.queue,
+        workflows=env.workflows,
+        settings=make_settings(**settings),
+        now=Clock(T0),
+        rng=random.Random(3),
+    )
+
+
+def _doc_id(key: str) -> str:
+    return document_id_for(BUCKET, key, "v-1", "etag-1")
+
+
+def test_submit_starts_a_workflow_with_only_keys_and_ids_in_its_state() -> None:
+    env = _env()
+    key = "incoming/invoice/2024/ACME invoice.pdf"
+    env.store.add(key, PDF)
+    outcome = _submit(env, "incoming/invoice/2024/ACME+invoice.pdf")
+
+    assert outcome.outcome == "started"
+    assert outcome.document_id == _doc_id(key)
+    [sent] = env.datalab.submitted
+    assert sent["data"] == PDF  # the sniffed head is replayed, nothing lost or doubled
+    assert sent["filename"] == "ACME invoice.pdf"
+    assert sent["content_type"] == "application/pdf"
+    assert json.loads(sent["page_schema"]) == SCHEMA
+    assert sent["size"] == len(PDF)
+    assert env.store.opened[0].was_closed
+
+    [(name, state)] = env.workflows.started
+    assert name == outcome.document_id
+    assert set(state) == {
+        "document",
+        "schema",
+        "upload_threshold",
+        "datalab",
+        "submitted_at",
+        "first_wait_seconds",
+    }
+    assert state["document"] == {
+        "document_id": outcome.document_id,
+        "bucket": BUCKET,
+        "key": key,
+        "doc_type": "invoice",
+        "version_id": "v-1",
+        "etag": "etag-1",
+        "size": len(PDF),
+    }
+    assert state["schema"] == {"key": "schemas/invoice.json", "version_id": "schema-v1"}
+    assert state["upload_threshold"] is None
+    assert state["datalab"] == {
+        "request_id": "req-1",
+        "check_url": "https://www.datalab.to/api/v1/extract/req-1",
+    }
+    assert state["submitted_at"] == iso(T0)
+    assert isinstance(state["first_wait_seconds"], int)
+    assert state["first_wait_seconds"] >= 1
+    text = json.dumps(state)
+    assert "%PDF" not in text
+    assert "xxxxxxxx" not in text
+    assert len(text) < 2000
+    assert env.results.items == {}
+    assert env.queue.messages == []
+
+
+def test_submit_carries_a_valid_upload_threshold() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/t.pdf", PDF, metadata={"human-review-threshold": "0.5"})
+    assert _submit(env, "incoming/invoice/t.pdf").outcome == "started"
+    assert env.workflows.started[0][1]["upload_threshold"] == 0.5
+
+
+def test_a_tiny_document_still_waits_at_least_a_second() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/tiny.pdf", b"%PDF-")
+    _submit(env, "incoming/invoice/tiny.pdf")
+    assert env.workflows.started[0][1]["first_wait_seconds"] >= 1
+
+
+def test_a_duplicate_with_a_workflow_submits_nothing() -> None:
+    key = "incoming/invoice/dup.pdf"
+    env = _env(existing={_doc_id(key)})
+    env.store.add(key, PDF)
+    outcome = _submit(env, key)
+    assert outcome.outcome == "duplicate"
+    assert env.factory_calls == 0
+    assert env.datalab.submitted == []
+    assert env.workflows.started == []
+    assert env.queue.messages == []
+
+
+def test_a_duplicate_with_a_record_submits_nothing() -> None:
+    key = "incoming/invoice/dup.pdf"
+    env = _env()
+    env.store.add(key, PDF)
+    env.results.items[_doc_id(key)] = {"document_id": _doc_id(key), "review_status": "auto"}
+    outcome = _submit(env, key)
+    assert outcome.outcome == "duplicate"
+    assert env.factory_calls == 0
+    assert env.workflows.started == []
+    assert env.results.put_calls == 0
+
+
+def _assert_failed(env: Env, outcome: Any, reason: str, *, threshold: float = 0.85) -> dict:
+    assert outcome.outcome == "failed"
+    assert outcome.reason == reason
+    record = env.results.items[outcome.document_id]
+    assert_valid_record(record)
+    assert record["status"] == "failed"
+    assert record["review_status"] == "needs_review"
+    assert record["flags"] == [f"extraction_failed:{reason}"]
+    assert record["human_review_threshold"] == threshold
+    assert record["completed_at"] == iso(T0)
+    assert record["error"]["message"]
+    [message] = env.queue.messages
+    assert_valid_review_message(message)
+    assert message["document_id"] == outcome.document_id
+    assert message["flags"] == record["flags"]
+    assert env.workflows.started == []
+    return record
+
+
+@pytest.mark.parametrize(
+    ("key", "setup", "reason", "error_type"),
+    [
+        ("outgoing/invoice/a.pdf", {}, "bad_key", "InvalidDocument"),
+        ("incoming/a.pdf", {}, "bad_key", "InvalidDocument"),
+        ("incoming/Invoice!/a.pdf", {}, "bad_key", "InvalidDocument"),
+        ("incoming/invoice/a.exe", {"body": b"MZ"}, "unsupported_type", "InvalidDocument"),
+        ("incoming/invoice/gone.pdf", {"missing": True}, "object_missing", "InvalidDocument"),
+        ("incoming/invoice/empty.pdf", {"body": b""}, "empty_file", "InvalidDocument"),
+        (
+            "incoming/invoice/huge.pdf",
+            {"size": MAX_FILE_BYTES + 1},
+            "file_too_large",
+            "InvalidDocument",
+        ),
+        (
+            "incoming/invoice/renamed.pdf",
+            {"body": b"MZ\x90\x00 not a pdf"},
+            "unsupported_type",
+            "InvalidDocument",
+        ),
+        (
+            "incoming/invoice/t.pdf",
+            {"metadata": {"human-review-threshold": "high"}},
+            "invalid_threshold",
+            "InvalidThreshold",
+        ),
+        (
+            "incoming/invoice/t.pdf",
+            {"metadata": {"human-review-threshold": "1.5"}},
+            "invalid_threshold",
+            "InvalidThreshold",
+        ),
+        ("incoming/receipt/r.pdf", {}, "schema_missing", "SchemaNotFound"),
+        ("incoming/broken/b.pdf", {"schema": b"{not json"}, "schema_invalid", "SchemaInvalid"),
+        (
+            "incoming/broken/b.pdf",
+            {"schema": b'{"properties": {}}'},
+            "schema_invalid",
+            "SchemaInvalid",
+        ),
+    ],
+)
+def test_bad_input_is_recorded_as_failed_without_calling_datalab(
+    key: str, setup: dict[str, Any], reason: str, error_type: str
+) -> None:
+    env = _env()
+    if not setup.get("missing"):
+        env.store.add(
+            key, setup.get("body", PDF), metadata=setup.get("metadata"), size=setup.get("size")
+        )
+    if "schema" in setup:
+        env.store.add("schemas/broken.json", setup["schema"])
+    raw_key = key.replace(" ", "+")
+    outcome = _submit(env, raw_key)
+
+    record = _assert_failed(env, outcome, reason)
+    assert record["error"]["type"] == error_type
+    assert record["source"]["key"] == key
+    assert env.datalab.submitted == []
+    assert all(stream.was_closed for stream in env.store.opened)
+    if reason in ("file_too_large", "empty_file", "bad_key", "object_missing"):
+        assert env.store.opened == []  # decided from the key and HEAD: nothing downloaded
+
+
+def test_a_failure_after_a_valid_upload_threshold_records_that_threshold() -> None:
+    env = _env()
+    env.store.add("incoming/receipt/r.pdf", PDF, metadata={"human-review-threshold": "0.4"})
+    record = _assert_failed(
+        env, _submit(env, "incoming/receipt/r.pdf"), "schema_missing", threshold=0.4
+    )
+    assert record["document_type"] == "receipt"
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (errors.DatalabAuthError("401: Invalid API key"), "datalab_auth"),
+        (errors.DatalabRequestRejected("422: page_schema"), "datalab_rejected"),
+        (errors.DatalabMalformedResponse("no request_id"), "malformed_result"),
+        (errors.InvalidDocument("stream size mismatch", reason="size_mismatch"), "size_mismatch"),
+    ],
+)
+def test_permanent_datalab_errors_are_recorded_as_failed(error: Exception, reason: str) -> None:
+    env = _env(datalab=FakeDatalab(submit_error=error))
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    record = _assert_failed(env, _submit(env, "incoming/invoice/a.pdf"), reason)
+    assert record["error"] == {"type": type(error).__name__, "message": str(error)}
+    assert len(env.datalab.submitted) == 1
+    assert env.store.opened[0].was_closed
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (errors.DatalabServerError("503"), "datalab_server_error"),
+        (errors.DatalabRateLimited("429", retry_after=3), "rate_limited"),
+        (errors.DatalabUnreachable("connect timeout"), "datalab_unreachable"),
+    ],
+)
+def test_transient_errors_raise_until_the_last_delivery_then_record(
+    error: Exception, reason: str
+) -> None:
+    env = _env(datalab=FakeDatalab(submit_error=error))
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    for receive_count in (1, 2):
+        with pytest.raises(type(error)):
+            _submit(
+                env, "incoming/invoice/a.pdf", receive_count=receive_count, submit_max_receives=3
+            )
+        assert env.results.items == {}
+        assert env.queue.messages == []
+    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=3, submit_max_receives=3)
+    record = _assert_failed(env, outcome, reason)
+    assert record["error"]["type"] == type(error).__name__
+    assert len(env.datalab.submitted) == 3
+    assert all(stream.was_closed for stream in env.store.opened)
+
+
+def test_a_delivery_past_the_limit_also_records() -> None:
+    env = _env(datalab=FakeDatalab(submit_error=errors.DatalabServerError("500")))
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=9, submit_max_receives=3)
+    _assert_failed(env, outcome, "datalab_server_error")
+
+
+# ------------------------------------------------------------------ evaluate_document
+
+
+def _eval_env(result: dict[str, Any] | None = None) -> Env:
+    env = _env()
+    if result is not None:
+        env.store.add(result_key_for("doc-1"), json.dumps(result).encode())
+    return env
+
+
+def _evaluate(env: Env, state: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    return evaluate_document(
+        state,
+        store=env.store,
+        results=env.results,
+        review_queue=env.queue,
+        settings=make_settings(**settings),
+        now=Clock(T0 + 60),
+    )
+
+
+def _ready_state(scored: bool = True, upload_threshold: float | None = None) -> dict[str, Any]:
+    state = _state(
+        {
+            "ready": True,
+            "scored": scored,
+            "phase": "scored" if scored else "scores_unavailable",
+            "polls": 3,
+            "result_key": result_key_for("doc-1"),
+            "complete_seen_at": iso(T0 + 20),
+            "page_count": 2,
+            "next_wait_seconds": 0,
+        }
+    )
+    state["upload_threshold"] = upload_threshold
+    return state
+
+
+def test_evaluate_a_scored_result_is_auto_and_sends_nothing() -> None:
+    env = _eval_env(SCORED)
+    summary = _evaluate(env, _ready_state(upload_threshold=0.7))
+    assert summary == {
+        "document_id": "doc-1",
+        "status": "complete",
+        "review_status": "auto",
+        "flags": [],
+    }
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record["fields"]["total"]["confidence"] == 0.75
+    assert record["datalab"] == {"request_id": "req-1", "result_key": result_key_for("doc-1")}
+    assert record["submitted_at"] == iso(T0)
+    assert record["completed_at"] == iso(T0 + 60)
+    assert env.queue.messages == []
+
+
+def test_evaluate_without_scores_keeps_values_and_flags_scores_unavailable() -> None:
+    env = _eval_env(UNSCORED)
+    summary = _evaluate(env, _ready_state(scored=False))
+    assert summary["flags"] == ["scores_unavailable"]
+    assert summary["review_status"] == "needs_review"
+    record = env.results.items["doc-1"]
+    assert record["fields"]["invoice_number"]["value"] == "INV-1"
+    assert record["fields"]["invoice_number"]["confidence"] is None
+    [message] = env.queue.messages
+    assert_valid_review_message(message)
+
+
+def test_evaluate_a_stored_result_that_is_not_json_raises_malformed() -> None:
+    env = _eval_env()
+    env.store.add(result_key_for("doc-1"), b"{truncated")
+    with pytest.raises(errors.DatalabMalformedResponse):
+        _evaluate(env, _ready_state())
+    assert env.results.items == {}
+
+
+def _lambda_cause(error_type: str, message: str) -> str:
+    return json.dumps(
+        {
+            "errorMessage": message,
+            "errorType": error_type,
+            "stackTrace": ['  File "app.py", line 1'],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "cause", "reason", "message"),
+    [
+        (
+            "DatalabResultExpired",
+            _lambda_cause("DatalabResultExpired", "Datalab forgot req-1"),
+            "result_expired",
+            "Datalab forgot req-1",
+        ),
+        (
+            "DeadlineExceeded",
+            _lambda_cause("DeadlineExceeded", "still processing after 1800 s"),
+            "timeout",
+            "still processing after 1800 s",
+        ),
+        (
+            "UntrustedCheckUrl",
+            _lambda_cause("UntrustedCheckUrl", "not on the API origin"),
+            "untrusted_check_url",
+            "not on the API origin",
+        ),
+        (
+            "DatalabRateLimited",
+            _lambda_cause("DatalabRateLimited", "429 again"),
+            "rate_limited",
+            "429 again",
+        ),
+        ("States.Timeout", "", "workflow_error", "States.Timeout"),
+        ("States.TaskFailed", "plain text cause", "workflow_error", "plain text cause"),
+        # a name that exists in errors but is not a DoctriageError
+        ("annotations", "x", "workflow_error", "x"),
+        ("KeyError", _lambda_cause("KeyError", "'poll'"), "workflow_error", "'poll'"),
+    ],
+)
+def test_evaluate_with_a_failure_records_the_reason(
+    error: str, cause: str, reason: str, message: str
+) -> None:
+    env = _eval_env()
+    state = _state({"phase": "unscored", "result_key": result_key_for("doc-1")})
+    state["failure"] = {"Error": error, "Cause": cause}
+    summary = _evaluate(env, state)
+    assert summary == {
+        "document_id": "doc-1",
+        "status": "failed",
+        "review_status": "needs_review",
+        "flags": [f"extraction_failed:{reason}"],
+    }
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record["error"] == {"type": error, "message": message}
+    assert record["datalab"] == {"request_id": "req-1", "result_key": result_key_for("doc-1")}
+    assert record["document_type"] == "invoice"
+    assert record["submitted_at"] == iso(T0)
+    [sent] = env.queue.messages
+    assert_valid_review_message(sent)
+    assert sent["flags"] == [f"extraction_failed:{reason}"]
+
+
+def test_a_failure_uses_the_schema_threshold_or_falls_back_when_it_is_gone() -> None:
+    env = _eval_env()
+    env.store.add(
+        "schemas/invoice.json", json.dumps({**SCHEMA, "x-review-threshold": 0.6}).encode()
+    )
+    state = _state()
+    state["failure"] = {"Error": "DeadlineExceeded", "Cause": ""}
+    _evaluate(env, state)
+    assert env.results.items["doc-1"]["human_review_threshold"] == 0.6
+
+    env = _eval_env()
+    del env.store.objects["schemas/invoice.json"]
+    state = _state()
+    state["upload_threshold"] = 0.3
+    state["failure"] = {"Error": "DeadlineExceeded", "Cause": ""}
+    _evaluate(env, state)
+    assert env.results.items["doc-1"]["human_review_threshold"] == 0.3
+
+
+# ------------------------------------------------------------------ store_record
+
+
+def _record(review_status: str, flags: list[str]) -> dict[str, Any]:
+    return {
+        "document_id": "doc-1",
+        "status": "complete",
+        "review_status": review_status,
+        "flags": flags,
+    }
+
+
+def test_store_record_writes_once_and_resends_the_stored_record() -> None:
+    results, queue = FakeResults(), FakeQueue()
+    first = _record("needs_review", ["low_confidence_field:total"])
+    assert store_record(first, results, queue) == first
+    assert [m["flags"] for m in queue.messages] == [["low_confidence_field:total"]]
+
+    # A retry that would decide differently: the first record stays and is delivered again.
+    second = _record("auto", [])
+    stored = store_record(second, results, queue)
+    assert stored == first
+    assert results.items["doc-1"] == first
+    assert len(queue.messages) == 2
+    assert queue.messages[1]["review_status"] == "needs_review"
+    assert queue.messages[1]["flags"] == ["low_confidence_field:total"]
+    assert queue.messages[1]["schema_version"] == "1"
+
+
+def test_store_record_of_an_auto_record_sends_nothing_even_on_retry() -> None:
+    results, queue = FakeResults(), FakeQueue()
+    store_record(_record("auto", []), results, queue)
+    stored = store_record(_record("needs_review", ["scores_unavailable"]), results, queue)
+    assert stored["review_status"] == "auto"
+    assert queue.messages == []
+    assert results.put_calls == 2
