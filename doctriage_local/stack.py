@@ -227,9 +227,8 @@ class LocalStack:
         self._set_env(MOTO_PORT=str(port), AWS_ENDPOINT_URL=self.endpoint_url)
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service, region_name=self.options.region, endpoint_url=self.endpoint_url
-        )
+        factory: Any = boto3.client  # any service by name: the stubs' overloads want a literal
+        return factory(service, region_name=self.options.region, endpoint_url=self.endpoint_url)
 
     # ------------------------------------------------------------------ resources
 

@@ -227,14 +227,14 @@ def _connect(args: argparse.Namespace) -> ReviewConsumer:
 
     local = not (args.stack_name or args.queue_url or args.table)
     endpoint = args.endpoint_url
-    credentials: dict[str, str] = {}
+    credentials: dict[str, Any] = {}
     if local:
         endpoint = (
             endpoint or os.environ.get("AWS_ENDPOINT_URL") or (f"http://127.0.0.1:{cli.UP_PORT}")
         )
         if not (args.profile or os.environ.get("AWS_ACCESS_KEY_ID")):
             credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    session = boto3.Session(
+    session: Any = boto3.Session(  # Any: clients by name, which the stubs' overloads refuse
         profile_name=args.profile,
         region_name=args.region or (cli.UP_REGION if local else None),
         **credentials,

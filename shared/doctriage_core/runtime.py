@@ -3,18 +3,15 @@
 Everything is built on first use, not at import, so a cold start pays only for what a function
 touches and tests can set the environment before anything reads it. For the same reason the
 Datalab client (httpx) is imported on first use: evaluate never calls Datalab and must not load
-an HTTP client (submit and poll import it at init). The key is one GetSecretValue call cached
-here, rather than powertools' parameters utility, whose providers (SSM, AppConfig, DynamoDB)
-cost submit and poll about 4 ms of imports at every cold start (docs/benchmarks.md).
+an HTTP client (submit and poll import it at init). The key comes from Secrets Manager through
+powertools' Parameters (cached for 5 minutes), imported on the first call that needs it: its
+providers (SSM, AppConfig, DynamoDB) cost about 4 ms of imports (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-import time
 from functools import cache
-from typing import TYPE_CHECKING, Any
-
-import boto3
+from typing import TYPE_CHECKING
 
 from doctriage_core.adapters.aws import (
     DocumentStore,
@@ -64,30 +61,16 @@ def workflows() -> Workflows:
 
 
 _clients: dict[str, DatalabClient] = {}
-_secrets: dict[str, tuple[float, Any]] = {}  # secret id -> (monotonic time fetched, value)
-
-
-@cache
-def _secrets_manager() -> Any:
-    return boto3.client("secretsmanager")
-
-
-def _secret(secret_id: str) -> Any:
-    """The secret's SecretString (None if it has none), fetched at most every 5 minutes."""
-    now = time.monotonic()
-    cached = _secrets.get(secret_id)
-    if cached is None or now - cached[0] >= SECRET_MAX_AGE_SECONDS:
-        response = _secrets_manager().get_secret_value(SecretId=secret_id)
-        cached = _secrets[secret_id] = (now, response.get("SecretString"))
-    return cached[1]
 
 
 def datalab_client() -> DatalabClient:
     """A client for the configured API with the current key (cached, refreshed every 5 min)."""
+    from aws_lambda_powertools.utilities import parameters
+
     from doctriage_core.adapters.datalab import DatalabClient
 
     config = get_settings()
-    key = _secret(config.datalab_api_key_secret_arn)
+    key = parameters.get_secret(config.datalab_api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
     if not isinstance(key, str) or not key.strip():
         raise ConfigError("the Datalab API key secret is empty")
     client = _clients.get(key)
@@ -109,5 +92,6 @@ def reset() -> None:
     for client in _clients.values():
         client.close()
     _clients.clear()
-    _secrets.clear()
-    _secrets_manager.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()

@@ -36,7 +36,7 @@ class DocumentStore:
 
     def __init__(self, bucket: str, client: Any = None) -> None:
         self.bucket = bucket
-        self._s3 = client or boto3.client("s3")
+        self._s3: Any = client or boto3.client("s3")
 
     def _version(self, version_id: str | None) -> dict[str, str]:
         return {"VersionId": version_id} if version_id else {}
@@ -161,7 +161,7 @@ class ResultsTable:
 class ReviewQueue:
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
-        self._sqs = client or boto3.client("sqs")
+        self._sqs: Any = client or boto3.client("sqs")
 
     def send(self, message: dict[str, Any]) -> None:
         self._sqs.send_message(
@@ -177,7 +177,7 @@ class ReviewQueue:
 class IntakeQueue:
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
-        self._sqs = client or boto3.client("sqs")
+        self._sqs: Any = client or boto3.client("sqs")
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Make a received message visible again after ``seconds`` (0 to 43,200)."""
@@ -193,7 +193,7 @@ class Workflows:
 
     def __init__(self, state_machine_arn: str, client: Any = None) -> None:
         self.state_machine_arn = state_machine_arn
-        self._sfn = client or boto3.client("stepfunctions")
+        self._sfn: Any = client or boto3.client("stepfunctions")
 
     def _execution_arn(self, name: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
