@@ -595,6 +595,59 @@ class LocalStack:
         )
         return [execution for page in pages for execution in page["executions"]]
 
+    def _execution_arn(self, document_id: str) -> str:
+        for execution in self.executions():
+            if execution["name"] == document_id:
+                return str(execution["executionArn"])
+        raise LookupError(f"no execution named {document_id}")
+
+    def finished_execution(self, document_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The execution named ``document_id`` (as DescribeExecution gives it) once it has ended.
+
+        Waits until it exists and is no longer RUNNING; raises TimeoutError after ``timeout``.
+        """
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        last_status: str | None = None
+        while True:
+            for execution in self.executions():
+                if execution["name"] == document_id:
+                    last_status = execution["status"]
+                    if last_status != "RUNNING":
+                        described: dict[str, Any] = sfn.describe_execution(
+                            executionArn=execution["executionArn"]
+                        )
+                        return described
+            if time.monotonic() > deadline:
+                state = "still RUNNING" if last_status else "never started"
+                raise TimeoutError(
+                    f"execution {document_id} did not finish within {timeout} s ({state})"
+                )
+            time.sleep(0.05)
+
+    def execution_history(self, document_id: str) -> list[dict[str, Any]]:
+        """Every event of the execution named ``document_id``, following nextToken."""
+        sfn = self.client("stepfunctions")
+        kwargs: dict[str, Any] = {
+            "executionArn": self._execution_arn(document_id),
+            "maxResults": 1000,
+        }
+        events: list[dict[str, Any]] = []
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def states_entered(self, document_id: str) -> list[str]:
+        """The names of the states the execution named ``document_id`` entered, in order."""
+        return [
+            event["stateEnteredEventDetails"]["name"]
+            for event in self.execution_history(document_id)
+            if "stateEnteredEventDetails" in event
+        ]
+
     def info(self) -> dict[str, Any]:
         return {
             "endpoint_url": self.endpoint_url,

@@ -217,6 +217,17 @@ ITEM_WIDTHS = (250.0, 60.0, 100.0, 100.0)
 ITEM_HEADER = ("Description", "Qty", "Unit Price", "Amount")
 
 
+def items_and_totals(
+    s: Sheet,
+    y: float,
+    items: Sequence[Sequence[str]],
+    totals: Sequence[tuple[str, str]],
+) -> float:
+    """An invoice's line items (a table at x=50 from ``y``) and, 30 pt below it, its totals."""
+    y = s.table(50, y, ITEM_WIDTHS, [ITEM_HEADER, *items])
+    return s.fields(360, y + 30, totals)
+
+
 def acme_invoice() -> bytes:
     s = Sheet("Acme Corporation invoice INV-1042")
     s.page()
@@ -234,19 +245,15 @@ def acme_invoice() -> bytes:
             ("Currency:", "USD"),
         ],
     )
-    y = s.table(
-        50,
+    items_and_totals(
+        s,
         y + 30,
-        ITEM_WIDTHS,
         [
-            ITEM_HEADER,
             ("Anvil, heavy duty", "2", "250.00", "500.00"),
             ("Rocket skates", "1", "450.00", "450.00"),
             ("Giant magnet", "4", "50.00", "200.00"),
         ],
-    )
-    s.fields(
-        360, y + 30, [("Subtotal:", "1,150.00"), ("Tax:", "86.25"), ("Total Due:", "$1,236.25")]
+        [("Subtotal:", "1,150.00"), ("Tax:", "86.25"), ("Total Due:", "$1,236.25")],
     )
     s.text(50, 700, "Payment terms: Net 30. Thank you for your business.", size=9)
     return s.bytes()
@@ -271,19 +278,15 @@ def umbrella_invoice() -> bytes:
     s.text(50, 260, "The itemised charges are listed on the next page.", size=9)
     s.text(50, 740, "Page 1 of 2", size=8)
     s.page()
-    y = s.table(
-        50,
+    items_and_totals(
+        s,
         60,
-        ITEM_WIDTHS,
         [
-            ITEM_HEADER,
             ("Consulting hours", "12", "150.00", "1,800.00"),
             ("Laboratory rental", "3", "400.00", "1,200.00"),
             ("Hazmat disposal", "1", "275.50", "275.50"),
         ],
-    )
-    s.fields(
-        360, y + 30, [("Subtotal:", "3,275.50"), ("Tax:", "655.10"), ("Total Due:", "3,930.60")]
+        [("Subtotal:", "3,275.50"), ("Tax:", "655.10"), ("Total Due:", "3,930.60")],
     )
     s.text(50, 740, "Page 2 of 2", size=8)
     return s.bytes()
@@ -304,17 +307,15 @@ def globex_invoice() -> bytes:
             ("Currency:", "USD"),
         ],
     )
-    y = s.table(
-        50,
+    items_and_totals(
+        s,
         y + 30,
-        ITEM_WIDTHS,
         [
-            ITEM_HEADER,
             ("TPS report covers", "100", "2.50", "250.00"),
             ("Stapler, red", "1", "50.00", "50.00"),
         ],
+        [("Subtotal:", "300.00"), ("Tax:", "22.50"), ("Total Amt:", "$322.50")],
     )
-    s.fields(360, y + 30, [("Subtotal:", "300.00"), ("Tax:", "22.50"), ("Total Amt:", "$322.50")])
     return s.bytes()
 
 

@@ -8,119 +8,33 @@ promptly with status 0 (a failure there is reported as an error of the module's 
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from doctriage_local.cli import SAMPLES
 from doctriage_local.template import PROJECT_ROOT
 from tests.contracts import assert_valid_record, assert_valid_review_message
+from tests.integration.up_process import command, environment, running_up
 
-BIN = Path(sys.executable).parent
 READY_TIMEOUT = 60.0
 RECORD_TIMEOUT = 40.0
 STOP_TIMEOUT = 15.0
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 
 
-def _environment():
-    # Never real AWS, always the built-in Datalab emulator, whatever the caller's environment.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATALAB_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def _command(name):
-    script = BIN / name
-    assert script.exists(), f"{script} is missing: pip install -e '.[dev]'"
-    return str(script)
-
-
-class Up:
-    def __init__(self, process, ready, stderr_path):
-        self.process = process
-        self.ready = ready
-        self.stderr_path = stderr_path
-
-    def aws(self, *args, timeout=30.0):
-        """Run the AWS CLI against this stack; its JSON output parsed (None when empty)."""
-        done = subprocess.run(
-            [
-                _command("aws"),
-                "--endpoint-url",
-                self.ready["endpoint_url"],
-                "--output",
-                "json",
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_environment(),
-            check=False,
-        )
-        assert done.returncode == 0, f"aws {' '.join(args)}: {done.stderr}"
-        return json.loads(done.stdout) if done.stdout.strip() else None
-
-    def log(self):
-        return self.stderr_path.read_text(errors="replace")
-
-
-def _read_ready_line(process, timeout):
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return None
-
-
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
     """One `doctriage up` for the module; stopping it with SIGTERM is checked on teardown."""
     stderr_path = tmp_path_factory.mktemp("up") / "stderr.log"
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [
-                _command("doctriage"),
-                "up",
-                "--port",
-                "0",
-                "--datalab-port",
-                "0",
-                "--time-scale",
-                "0.01",
-            ],
-            cwd=PROJECT_ROOT,
-            env=_environment(),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    try:
-        line = _read_ready_line(process, READY_TIMEOUT)
-        assert line, (
-            f"no ready line within {READY_TIMEOUT} s (exit {process.poll()}):\n"
-            f"{stderr_path.read_text()}"
-        )
-        running = Up(process, json.loads(line), stderr_path)
+    # stop_timeout=0: should a check below fail, the process is killed at once.
+    with running_up(stderr_path, ready_timeout=READY_TIMEOUT, stop_timeout=0) as running:
         yield running
 
         # SIGTERM (what `docker stop`, systemd and CI runners send) ends it cleanly and promptly.
+        process = running.process
         assert process.poll() is None, f"`doctriage up` died during the tests:\n{running.log()}"
         process.send_signal(signal.SIGTERM)
         try:
@@ -130,11 +44,26 @@ def up(tmp_path_factory):
         assert status == 0, running.log()
         assert "doctriage up: stopping" in running.log(), running.log()
         assert process.stdout.read() == "", "`up` prints only its ready line on stdout"
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        process.stdout.close()
+
+
+def _invoke(up, function, *event_args):
+    """`doctriage invoke FUNCTION *event_args` against the running stack, from the project root."""
+    return subprocess.run(
+        [
+            command("doctriage"),
+            "invoke",
+            function,
+            *event_args,
+            "--endpoint-url",
+            up.ready["endpoint_url"],
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment(),
+        check=False,
+    )
 
 
 def test_ready_line_names_a_local_endpoint_and_the_resources(up):
@@ -175,14 +104,7 @@ def test_aws_cli_upload_reaches_the_review_queue_and_the_results_table(up):
     assert message["review_status"] == "needs_review"
     assert "missing_field:due_date" in message["flags"]
 
-    item = up.aws(
-        "dynamodb",
-        "get-item",
-        "--table-name",
-        up.ready["results_table"],
-        "--key",
-        json.dumps({"document_id": {"S": message["document_id"]}}),
-    )
+    item = _get_item(up, message["document_id"])
     assert item is not None
     assert "Item" in item, f"no record for {message['document_id']}"
     record = _from_dynamodb_json(item["Item"])
@@ -193,37 +115,14 @@ def test_aws_cli_upload_reaches_the_review_queue_and_the_results_table(up):
 
 
 def test_doctriage_invoke_runs_an_event_file_on_the_running_stack(up):
-    done = subprocess.run(
-        [
-            _command("doctriage"),
-            "invoke",
-            "EvaluateFunction",
-            "--event",
-            "events/evaluate-failure.json",
-            "--endpoint-url",
-            up.ready["endpoint_url"],
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_environment(),
-        check=False,
-    )
+    done = _invoke(up, "EvaluateFunction", "--event", "events/evaluate-failure.json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["status"] == "failed"
     assert summary["flags"] == ["extraction_failed:result_expired"]
     event = json.loads((PROJECT_ROOT / "events" / "evaluate-failure.json").read_text())
     assert summary["document_id"] == event["document"]["document_id"]
-    item = up.aws(
-        "dynamodb",
-        "get-item",
-        "--table-name",
-        up.ready["results_table"],
-        "--key",
-        json.dumps({"document_id": {"S": summary["document_id"]}}),
-    )
+    item = _get_item(up, summary["document_id"])
     record = _from_dynamodb_json(item["Item"])
     assert_valid_record(record)
     assert record["error"]["type"] == "DatalabResultExpired"
@@ -232,26 +131,22 @@ def test_doctriage_invoke_runs_an_event_file_on_the_running_stack(up):
 def test_doctriage_invoke_reports_a_handler_error_with_status_1(up):
     # poll.json names a Datalab request on 127.0.0.1:4567; this `up` serves Datalab elsewhere,
     # so the poll function refuses to send the key there (UntrustedCheckUrl).
-    done = subprocess.run(
-        [
-            _command("doctriage"),
-            "invoke",
-            "PollFunction",
-            "-e",
-            "events/poll.json",
-            "--endpoint-url",
-            up.ready["endpoint_url"],
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=_environment(),
-        check=False,
-    )
+    done = _invoke(up, "PollFunction", "-e", "events/poll.json")
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["errorType"] == "UntrustedCheckUrl"
     assert "raised an error" in done.stderr
+
+
+def _get_item(up, document_id):
+    """`aws dynamodb get-item` of a document's record in the results table (None when empty)."""
+    return up.aws(
+        "dynamodb",
+        "get-item",
+        "--table-name",
+        up.ready["results_table"],
+        "--key",
+        json.dumps({"document_id": {"S": document_id}}),
+    )
 
 
 def _from_dynamodb_json(item):

@@ -57,27 +57,6 @@ def _process(stack: Any, name: str) -> dict[str, Any]:
     return records[uploaded["document_id"]]
 
 
-def _execution_status(stack: Any, document_id: str, timeout: float = 10.0) -> str | None:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        status = next((e["status"] for e in stack.executions() if e["name"] == document_id), None)
-        if status not in (None, "RUNNING"):
-            return status
-        time.sleep(0.05)
-    return status
-
-
-def _states_entered(stack: Any, document_id: str) -> list[str]:
-    """The names of the states the document's execution entered, in order."""
-    sfn = stack.client("stepfunctions")
-    arn = next(e["executionArn"] for e in stack.executions() if e["name"] == document_id)
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    return [
-        e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
-    ]
-
-
 def _seconds_between(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
@@ -109,8 +88,9 @@ def test_processing_past_the_deadline_fails_the_document_with_timeout(deadline_s
     assert elapsed < 15
     assert emulator.stats["check"] - checks_before >= 2  # it did poll while processing
     # The failure path records the document, then the execution ends successfully.
-    assert _execution_status(deadline_stack, record["document_id"]) == "SUCCEEDED"
-    states = _states_entered(deadline_stack, record["document_id"])
+    execution = deadline_stack.finished_execution(record["document_id"], timeout=10.0)
+    assert execution["status"] == "SUCCEEDED"
+    states = deadline_stack.states_entered(record["document_id"])
     assert "Record Failure" in states
     assert "Evaluate Fields" not in states
     [message] = _review_messages(deadline_stack, record["document_id"])
@@ -145,8 +125,9 @@ def test_scores_past_the_scoring_deadline_give_scores_unavailable(deadline_stack
     assert emulator.stats["check"] - checks_before >= 2
     waited = _seconds_between(record["submitted_at"], record["completed_at"])
     assert waited >= SCORING_DEADLINE * TIME_SCALE
-    assert _execution_status(deadline_stack, record["document_id"]) == "SUCCEEDED"
-    states = _states_entered(deadline_stack, record["document_id"])
+    execution = deadline_stack.finished_execution(record["document_id"], timeout=10.0)
+    assert execution["status"] == "SUCCEEDED"
+    states = deadline_stack.states_entered(record["document_id"])
     assert "Evaluate Fields" in states
     assert "Record Failure" not in states
     [message] = _review_messages(deadline_stack, record["document_id"])

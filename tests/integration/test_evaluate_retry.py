@@ -8,7 +8,6 @@ threshold); the stored record must stay as it was and the review message must be
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from doctriage_core.domain.evaluation import evaluate_extraction
@@ -19,35 +18,9 @@ from tests.integration.conftest import process, review_messages_for
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 
 
-def _finished_execution(stack: Any, document_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    sfn = stack.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in stack.executions() if e["name"] == document_id]
-        if found:
-            described = sfn.describe_execution(executionArn=found[0]["executionArn"])
-            if described["status"] != "RUNNING" or time.monotonic() > deadline:
-                return described
-        elif time.monotonic() > deadline:
-            raise AssertionError(f"no execution named {document_id}")
-        time.sleep(0.05)
-
-
-def _history(stack: Any, execution_arn: str) -> list[dict[str, Any]]:
-    sfn = stack.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
-
-
-def _evaluate_input(stack: Any, execution_arn: str) -> dict[str, Any]:
+def _evaluate_input(stack: Any, document_id: str) -> dict[str, Any]:
     """The exact input the state machine gave the Evaluate Fields task."""
-    events = _history(stack, execution_arn)
+    events = stack.execution_history(document_id)
     entered = [
         e["stateEnteredEventDetails"]
         for e in events
@@ -76,9 +49,9 @@ def test_a_retried_evaluate_keeps_the_record_and_resends_the_review_message(stac
     assert all(f.startswith("low_confidence") for f in record["flags"])
     assert len(review_messages_for(stack, document_id)) == 1
 
-    execution = _finished_execution(stack, document_id)
+    execution = stack.finished_execution(document_id)
     assert execution["status"] == "SUCCEEDED"
-    state = _evaluate_input(stack, execution["executionArn"])
+    state = _evaluate_input(stack, document_id)
     assert state["document"]["document_id"] == document_id
     assert state["upload_threshold"] == 1.0
     assert state["poll"]["ready"] is True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from urllib.parse import unquote_plus, urlsplit
 
 import pytest
@@ -57,22 +56,10 @@ def _shape(value):
     return None
 
 
-def _finished_execution(stack, name, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for execution in stack.executions():
-            if execution["name"] == name and execution["status"] != "RUNNING":
-                return execution
-        time.sleep(0.05)
-    pytest.fail(f"no finished execution {name} within {timeout} s")
-
-
-def _lambda_inputs(stack, execution_arn, logical_id):
+def _lambda_inputs(stack, document_id, logical_id):
     """The inputs the state machine gave one function, in order, from the execution history."""
     function_arn = stack.arns[logical_id]
-    history = stack.client("stepfunctions").get_execution_history(
-        executionArn=execution_arn, maxResults=1000
-    )["events"]
+    history = stack.execution_history(document_id)
     return [
         json.loads(event["lambdaFunctionScheduledEventDetails"]["input"])
         for event in history
@@ -125,15 +112,15 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
 
     # submit.json: accepted, and the document's workflow runs to its record.
     assert _invoke(stack, "SubmitFunction", submit_event) == {"batchItemFailures": []}
-    execution = _finished_execution(stack, document_id)
+    execution = stack.finished_execution(document_id)
     assert execution["status"] == "SUCCEEDED"
     record = stack.record(document_id)
     assert record is not None
     assert record["source"]["key"] == key
 
     # poll.json and evaluate.json have the shapes of the inputs the state machine really gave.
-    real_poll_inputs = _lambda_inputs(stack, execution["executionArn"], "PollFunction")
-    real_evaluate_inputs = _lambda_inputs(stack, execution["executionArn"], "EvaluateFunction")
+    real_poll_inputs = _lambda_inputs(stack, document_id, "PollFunction")
+    real_evaluate_inputs = _lambda_inputs(stack, document_id, "EvaluateFunction")
     assert real_poll_inputs
     assert len(real_evaluate_inputs) == 1
     assert _shape(poll_event) == _shape(real_poll_inputs[0])
@@ -183,8 +170,8 @@ def test_evaluate_failure_event_matches_a_real_catch_and_records_the_failure(sta
     globex = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
     real = process(stack, globex.read_bytes(), "invoice", name="expired-for-events.pdf")
     assert real["flags"] == ["extraction_failed:result_expired"]
-    execution = _finished_execution(stack, real["document_id"])
-    real_input = _lambda_inputs(stack, execution["executionArn"], "EvaluateFunction")[-1]
+    stack.finished_execution(real["document_id"])
+    real_input = _lambda_inputs(stack, real["document_id"], "EvaluateFunction")[-1]
     # "poll" is there only when an earlier check succeeded, which depends on timing.
     assert _shape({**event, "poll": None}) == _shape({**real_input, "poll": None})
     assert _shape(event["poll"]) == _shape(

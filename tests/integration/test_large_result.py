@@ -7,7 +7,6 @@ returns a small status; every event of the execution's history must stay far bel
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -31,29 +30,6 @@ def large_stack():
     with LocalStack(options) as running:
         running.put_schema("invoice", SAMPLES / "schemas" / "invoice.json")
         yield running
-
-
-def _finished_execution(stack: Any, document_id: str, timeout: float = 30.0) -> dict[str, Any]:
-    sfn = stack.client("stepfunctions")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for execution in stack.executions():
-            if execution["name"] == document_id and execution["status"] != "RUNNING":
-                return sfn.describe_execution(executionArn=execution["executionArn"])
-        time.sleep(0.05)
-    raise AssertionError(f"execution {document_id} did not finish within {timeout} s")
-
-
-def _history(stack: Any, execution_arn: str) -> list[dict[str, Any]]:
-    sfn = stack.client("stepfunctions")
-    events: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            return events
-        kwargs["nextToken"] = page["nextToken"]
 
 
 def _payloads(event: dict[str, Any]) -> list[str]:
@@ -90,10 +66,10 @@ def test_a_5_mb_result_passes_through_the_state_machine_as_s3_keys(large_stack):
     assert result["extraction_score_average"] == record["extraction_score_average"]
     assert len(json.dumps(result["json"]["metadata"])) >= PADDING
 
-    execution = _finished_execution(stack, document_id)
+    execution = stack.finished_execution(document_id)
     assert execution["status"] == "SUCCEEDED"
     assert len(execution["input"].encode()) < STATE_LIMIT
-    events = _history(stack, execution["executionArn"])
+    events = stack.execution_history(document_id)
     payloads = [p for event in events for p in _payloads(event)]
     assert len(payloads) >= 10  # the history really carries the states' inputs and outputs
     largest = max(len(p.encode()) for p in payloads)

@@ -19,13 +19,6 @@ GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 RECEIPT = SAMPLES / "receipt" / "corner-cafe-receipt.pdf"
 
 
-def _execution_status(stack, document_id):
-    for execution in stack.executions():
-        if execution["name"] == document_id:
-            return execution["status"]
-    return None
-
-
 # ------------------------------------------------------------------ the three outcomes
 
 
@@ -46,7 +39,7 @@ def test_a_clean_invoice_is_auto_with_values_from_the_document(stack, emulator):
     assert record["human_review_threshold"] == 0.85
     assert record["datalab"]["result_key"].startswith("results/")
     assert review_messages_for(stack, record["document_id"]) == []
-    assert _execution_status(stack, record["document_id"]) == "SUCCEEDED"
+    assert stack.finished_execution(record["document_id"])["status"] == "SUCCEEDED"
 
 
 def test_a_smudged_invoice_needs_review_and_reaches_the_queue(stack, emulator):
@@ -100,7 +93,7 @@ def test_datalab_failures_end_as_failed_records_on_the_review_queue(stack, emula
     assert [m["status"] for m in messages] == ["failed"]
     assert_valid_review_message(messages[0])
     # the failure is in the record; the workflow itself did its job
-    assert _execution_status(stack, record["document_id"]) == "SUCCEEDED"
+    assert stack.finished_execution(record["document_id"])["status"] == "SUCCEEDED"
 
 
 def test_scores_that_never_come_give_scores_unavailable(stack, emulator):

@@ -7,84 +7,22 @@ ends the review process cleanly, and the record and the queue are read back over
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
 import boto3
 import httpx
 import pytest
 
 from doctriage_local.cli import SAMPLES
-from doctriage_local.template import PROJECT_ROOT
+from tests.integration.up_process import first_line, running_up, start, stop
 
-DOCTRIAGE = str(Path(sys.executable).parent / "doctriage")
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
-
-
-def _environment(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DATALAB_"))}
-    env.update(
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        PYTHONUNBUFFERED="1",
-        **extra,
-    )
-    return env
-
-
-def _first_line(process, timeout):
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return ""
-
-
-def _start(argv, stderr_path, **env):
-    with stderr_path.open("wb") as stderr:
-        return subprocess.Popen(
-            [DOCTRIAGE, *argv],
-            cwd=PROJECT_ROOT,
-            env=_environment(**env),
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-
-
-def _stop(process, timeout=20):
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    process.stdout.close()
-    return process.returncode
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory):
-    log = tmp_path_factory.mktemp("up") / "stderr.log"
-    process = _start(["up", "--port", "0", "--datalab-port", "0", "--time-scale", "0.01"], log)
-    try:
-        line = _first_line(process, 60)
-        assert line, f"`doctriage up` not ready within 60 s:\n{log.read_text()}"
-        yield json.loads(line)
-    finally:
-        _stop(process)
+    with running_up(tmp_path_factory.mktemp("up") / "stderr.log", ready_timeout=60) as running:
+        yield running.ready
 
 
 def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
@@ -115,13 +53,13 @@ def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
     assert waiting() == (1, 0), "the document did not reach the review queue"
 
     log = tmp_path / "review.log"
-    review = _start(
+    review = start(
         ["review", "--port", "0", "--reviewer", "cli", "--wait-seconds", "1"],
         log,
         AWS_ENDPOINT_URL=up["endpoint_url"],
     )
     try:
-        url = _first_line(review, 30).strip()
+        url = first_line(review, 30).strip()
         assert url.startswith("http://127.0.0.1:"), log.read_text()
         with httpx.Client(base_url=url, timeout=10) as client:
             opened = client.get("/", follow_redirects=True)
@@ -143,7 +81,7 @@ def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
             assert stored.status_code == 303, stored.text
             document_id = opened.url.path.rsplit("/", 1)[1]
     finally:
-        status = _stop(review)
+        status = stop(review)
     assert status == 0, log.read_text()
     assert "1 decision(s) stored" in log.read_text()
 

@@ -9,9 +9,7 @@ its ``check`` counter proves that no poll was sent at all.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 
@@ -38,27 +36,6 @@ def emulator(untrusted_stack) -> Iterator[DatalabEmulator]:
     emulator.clear_faults()
     yield emulator
     emulator.config.check_host = None
-
-
-def _execution_status(stack: Any, document_id: str, timeout: float = 10.0) -> str | None:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        status = next((e["status"] for e in stack.executions() if e["name"] == document_id), None)
-        if status not in (None, "RUNNING"):
-            return status
-        time.sleep(0.05)
-    return status
-
-
-def _states_entered(stack: Any, document_id: str) -> list[str]:
-    """The names of the states the document's execution entered, in order."""
-    sfn = stack.client("stepfunctions")
-    arn = next(e["executionArn"] for e in stack.executions() if e["name"] == document_id)
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    return [
-        e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
-    ]
 
 
 CHECK_HOSTS: dict[str, Callable[[int], str]] = {
@@ -99,8 +76,9 @@ def test_a_check_url_off_the_api_origin_is_refused_before_sending(
     assert record["datalab"]["request_id"] == request_id
     assert after["check"] == stats["check"]  # no poll reached the emulator, key or not
     # The failure path records the document, then the execution ends successfully.
-    assert _execution_status(stack, record["document_id"]) == "SUCCEEDED"
-    states = _states_entered(stack, record["document_id"])
+    execution = stack.finished_execution(record["document_id"], timeout=10.0)
+    assert execution["status"] == "SUCCEEDED"
+    states = stack.states_entered(record["document_id"])
     assert "Record Failure" in states
     assert "Evaluate Fields" not in states
     messages = [m for m in stack.review_messages() if m["document_id"] == record["document_id"]]
