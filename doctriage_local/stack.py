@@ -37,6 +37,9 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+from botocore.credentials import Credentials
+
+from doctriage_local import iam as iam_local
 
 from doctriage_local.template import (
     PROJECT_ROOT,
@@ -45,6 +48,7 @@ from doctriage_local.template import (
     parameter_defaults,
     resolve,
     resources_of_type,
+    sam_transform,
 )
 
 ACCOUNT_ID = "123456789012"
@@ -78,6 +82,8 @@ class _Function:
     handler_name: str
     timeout: int
     memory: int
+    role: str  # logical id of its role in the transformed template
+    slots: threading.BoundedSemaphore | None = None  # ReservedConcurrentExecutions, if set
     module: ModuleType | None = None
 
 
@@ -102,6 +108,9 @@ class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
         self.template = load_template()
+        self.deployed = sam_transform(self.template, self.options.region)
+        self.role_credentials: dict[str, Credentials] = {}
+        self.state_machine_role = ""
         self.params = parameter_defaults(self.template)
         self.physical: dict[str, str] = {}
         self.arns: dict[str, str] = {}
@@ -109,7 +118,7 @@ class LocalStack:
         self.emulator: Any = None
         self.datalab_api_url = ""
         self.endpoint_url: str | None = None
-        self._invoke_lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._mock: Any = None
@@ -144,18 +153,25 @@ class LocalStack:
         for path in (str(PROJECT_ROOT / "shared"), str(PROJECT_ROOT)):
             if path not in sys.path:
                 sys.path.insert(0, path)
-        self._set_env(
-            AWS_ACCESS_KEY_ID="local",
-            AWS_SECRET_ACCESS_KEY="local",  # noqa: S106
-            AWS_SESSION_TOKEN="local",  # noqa: S106
-            AWS_DEFAULT_REGION=self.options.region,
-            AWS_REGION=self.options.region,
-        )
+        self._set_env(AWS_DEFAULT_REGION=self.options.region, AWS_REGION=self.options.region)
         self._start_datalab()
         self._start_moto()
+        self._set_env(  # after moto's start, which sets its own fake keys
+            # The operator: an IAM user allowed everything (doctriage_local.iam).
+            AWS_ACCESS_KEY_ID=iam_local.OPERATOR_KEY,
+            AWS_SECRET_ACCESS_KEY=iam_local.OPERATOR_KEY,
+            AWS_SESSION_TOKEN=None,
+            AWS_SECURITY_TOKEN=None,
+        )
         _install_patches()
+        iam_local.install_patches()
+        iam_local.enforce(False)
         self._create_resources()
         self._configure_handlers()
+        iam_local.state_machine_credentials = lambda: self.role_credentials.get(
+            self.state_machine_role
+        )
+        iam_local.enforce(True)  # from here on every request is checked against its caller's role
         self._start_event_source_mappings()
 
     def stop(self) -> None:
@@ -173,6 +189,8 @@ class LocalStack:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        iam_local.enforce(False)
+        iam_local.state_machine_credentials = lambda: None
         if self.emulator is not None:
             self.emulator.stop()
             self.emulator = None
@@ -186,10 +204,14 @@ class LocalStack:
             if _ACTIVE is self:
                 _ACTIVE = None
 
-    def _set_env(self, **values: str) -> None:
+    def _set_env(self, **values: str | None) -> None:
+        """Set (or, for None, unset) environment variables until the stack stops."""
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def _start_datalab(self) -> None:
         if self.options.datalab_api_url:
@@ -237,37 +259,55 @@ class LocalStack:
             return self.physical[name]
         if name in self.params:
             return self.params[name]
-        if name == "AWS::Region":
-            return self.options.region
-        if name == "AWS::AccountId":
-            return ACCOUNT_ID
+        pseudo = {
+            "AWS::Region": self.options.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": PREFIX,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.options.region}:{ACCOUNT_ID}:stack/"
+            f"{PREFIX}/00000000-0000-0000-0000-000000000000",
+        }
+        if name in pseudo:
+            return pseudo[name]
         raise KeyError(f"template Ref {name!r} is not available in the local stack")
 
     def _get_att(self, resource: str, attribute: str) -> Any:
         if attribute == "Arn" and resource in self.arns:
             return self.arns[resource]
+        if attribute in ("Name", "QueueName") and resource in self.arns:
+            return self.arns[resource].rsplit(":", 1)[-1]
         raise KeyError(f"template GetAtt {resource}.{attribute} is not available locally")
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.options.region}:{ACCOUNT_ID}:{resource}"
 
     def _scaled(self, seconds: Any, minimum: int = 1) -> int:
         return max(minimum, round(float(seconds) * self.options.time_scale))
 
     def _create_resources(self) -> None:
-        region, t = self.options.region, self.template
         if self.options.human_review_threshold is not None:
             self.params["HumanReviewThreshold"] = self.options.human_review_threshold
         self.params["DatalabApiUrl"] = self.datalab_api_url
-        sqs, ddb = self.client("sqs"), self.client("dynamodb")
+        self._create_queues()
+        self._create_tables()
+        self._create_secrets()
+        self._create_buckets()
+        self._name_log_groups()
+        self._create_roles()
+        self._create_functions()
+        self._create_state_machines()
+        self._configure_buckets()
+        self._grant_roles()
 
-        queues = resources_of_type(t, "AWS::SQS::Queue")
+    def _create_queues(self) -> None:
+        sqs = self.client("sqs")
+        queues = resources_of_type(self.template, "AWS::SQS::Queue")
         for logical_id, res in queues.items():
             props = res.get("Properties", {})
             attributes = {
                 key: str(props[key])
-                for key in (
-                    "MessageRetentionPeriod",
-                    "DelaySeconds",
-                    "ReceiveMessageWaitTimeSeconds",
-                )
+                for key in ("MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
                 if key in props
             }
             if "VisibilityTimeout" in props:
@@ -288,7 +328,9 @@ class LocalStack:
                     Attributes={"RedrivePolicy": json.dumps(policy)},
                 )
 
-        for logical_id, res in resources_of_type(t, "AWS::DynamoDB::Table").items():
+    def _create_tables(self) -> None:
+        ddb = self.client("dynamodb")
+        for logical_id, res in resources_of_type(self.template, "AWS::DynamoDB::Table").items():
             props = res["Properties"]
             name = f"{PREFIX}-{logical_id}"
             ddb.create_table(
@@ -301,40 +343,76 @@ class LocalStack:
             if ttl:
                 ddb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
             self.physical[logical_id] = name
-            self.arns[logical_id] = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/{name}"
+            self.arns[logical_id] = self._arn("dynamodb", f"table/{name}")
 
+    def _create_secrets(self) -> None:
         secrets = self.client("secretsmanager")
-        for logical_id in resources_of_type(t, "AWS::SecretsManager::Secret"):
+        for logical_id in resources_of_type(self.template, "AWS::SecretsManager::Secret"):
             arn = secrets.create_secret(
                 Name=f"{PREFIX}-{logical_id}", SecretString=self.datalab_api_key or "unset"
             )["ARN"]
             self.physical[logical_id] = self.arns[logical_id] = arn
 
+    def _create_buckets(self) -> None:
         s3 = self.client("s3")
-        buckets = resources_of_type(t, "AWS::S3::Bucket")
-        for logical_id in buckets:
+        for logical_id in resources_of_type(self.template, "AWS::S3::Bucket"):
             name = f"{PREFIX}-{logical_id.lower()}"
             s3.create_bucket(Bucket=name)
             self.physical[logical_id] = name
             self.arns[logical_id] = f"arn:aws:s3:::{name}"
 
+    def _name_log_groups(self) -> None:
+        # Not created in moto (the handlers log to stderr); named so role statements resolve.
+        for logical_id in resources_of_type(self.template, "AWS::Logs::LogGroup"):
+            name = f"/aws/doctriage-local/{logical_id}"
+            self.physical[logical_id] = name
+            self.arns[logical_id] = self._arn("logs", f"log-group:{name}:*")
+
+    def _create_roles(self) -> None:
+        """The deployed roles (SAM's transform applied), with their trust policies only."""
         iam = self.client("iam")
-        role_arn = iam.create_role(
-            RoleName=f"{PREFIX}-role",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
+        iam_local.create_operator(iam, ACCOUNT_ID)
+        roles = resources_of_type(self.deployed, "AWS::IAM::Role")
+        for logical_id, res in roles.items():
+            trust = res["Properties"]["AssumeRolePolicyDocument"]
+            self.arns[logical_id] = iam.create_role(
+                RoleName=f"{PREFIX}-{logical_id}",
+                AssumeRolePolicyDocument=json.dumps(resolve(trust, self._ref, self._get_att)),
+            )["Role"]["Arn"]
+            self.physical[logical_id] = f"{PREFIX}-{logical_id}"
+
+    def _grant_roles(self) -> None:
+        """Each role's policies, once every resource they name exists; then its credentials."""
+        iam, sts = self.client("iam"), self.client("sts")
+        for logical_id, res in resources_of_type(self.deployed, "AWS::IAM::Role").items():
+            props = resolve(
+                {k: v for k, v in res["Properties"].items() if k != "AssumeRolePolicyDocument"},
+                self._ref,
+                self._get_att,
+            )
+            iam_local.grant(iam, self.physical[logical_id], props)
+            self.role_credentials[logical_id] = iam_local.assume(
+                sts, self.arns[logical_id], f"{PREFIX}-{logical_id}"
+            )
+
+    def _deployed_role(self, logical_id: str, property_name: str) -> str:
+        """The logical id of the role the transformed template gives ``logical_id``."""
+        role = self.deployed["Resources"][logical_id]["Properties"][property_name]
+        return str(role["Fn::GetAtt"][0])
+
+    def _create_functions(self) -> None:
         lambda_ = self.client("lambda")
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("app.py", "# runs in-process, see doctriage_local.stack\n")
-        functions = resources_of_type(t, "AWS::Serverless::Function")
-        for logical_id in functions:
-            props = function_properties(t, logical_id)
+        for logical_id in resources_of_type(self.template, "AWS::Serverless::Function"):
+            props = function_properties(self.template, logical_id)
             name = f"{PREFIX}-{logical_id}"
+            role = self._deployed_role(logical_id, "Role")
             arn = lambda_.create_function(
                 FunctionName=name,
                 Runtime=props.get("Runtime", "python3.13"),
-                Role=role_arn,
+                Role=self.arns[role],
                 Handler=props["Handler"],
                 Code={"ZipFile": code.getvalue()},
                 Timeout=int(props.get("Timeout", 3)),
@@ -342,6 +420,7 @@ class LocalStack:
             )["FunctionArn"]
             module_file, handler_name = props["Handler"].rsplit(".", 1)
             package = props["CodeUri"].strip("/").replace("/", ".")
+            reserved = props.get("ReservedConcurrentExecutions")
             self.functions[name] = _Function(
                 logical_id=logical_id,
                 name=name,
@@ -350,12 +429,16 @@ class LocalStack:
                 handler_name=handler_name,
                 timeout=int(props.get("Timeout", 3)),
                 memory=int(props.get("MemorySize", 128)),
+                role=role,
+                slots=threading.BoundedSemaphore(int(reserved)) if reserved else None,
             )
             self.physical[logical_id] = name
             self.arns[logical_id] = arn
 
+    def _create_state_machines(self) -> None:
         sfn = self.client("stepfunctions")
-        for logical_id, res in resources_of_type(t, "AWS::Serverless::StateMachine").items():
+        machines = resources_of_type(self.template, "AWS::Serverless::StateMachine")
+        for logical_id, res in machines.items():
             props = res["Properties"]
             definition = (PROJECT_ROOT / props["DefinitionUri"]).read_text()
             substitutions = resolve(
@@ -363,15 +446,19 @@ class LocalStack:
             )
             for key, value in substitutions.items():
                 definition = definition.replace("${" + key + "}", str(value))
+            role = self._deployed_role(logical_id, "RoleArn")
+            self.state_machine_role = role
             arn = sfn.create_state_machine(
                 name=f"{PREFIX}-{logical_id}",
                 definition=definition,
-                roleArn=role_arn,
+                roleArn=self.arns[role],
                 type=props.get("Type", "STANDARD"),
             )["stateMachineArn"]
             self.physical[logical_id] = self.arns[logical_id] = arn
 
-        for logical_id, res in buckets.items():
+    def _configure_buckets(self) -> None:
+        s3 = self.client("s3")
+        for logical_id, res in resources_of_type(self.template, "AWS::S3::Bucket").items():
             props = res.get("Properties", {})
             name = self.physical[logical_id]
             if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
@@ -429,8 +516,12 @@ class LocalStack:
         if fn is None or fn.module is None:
             raise KeyError(f"no function {function!r} in template.yaml")
         handler: Callable[[Any, Any], Any] = getattr(fn.module, fn.handler_name)
-        with self._invoke_lock:
+        with self._count_lock:
             self.invocations[fn.logical_id] = self.invocations.get(fn.logical_id, 0) + 1
+        # Concurrent, as Lambda runs them: only reserved concurrency (if set) bounds a function.
+        with fn.slots or contextlib.nullcontext(), iam_local.acting_as(
+            self.role_credentials[fn.role]
+        ):
             try:
                 return handler(event, _FakeContext(fn, fn.timeout)), False
             except Exception as exc:  # the Lambda runtime's error payload
@@ -447,18 +538,28 @@ class LocalStack:
             for event in props.get("Events", {}).values():
                 if event.get("Type") != "SQS":
                     continue
-                queue_arn = resolve(event["Properties"]["Queue"], self._ref, self._get_att)
+                props = resolve(event["Properties"], self._ref, self._get_att)
+                queue_arn = props["Queue"]
                 queue_id = next(k for k, v in self.arns.items() if v == queue_arn)
-                thread = threading.Thread(
-                    target=self._poll_queue,
-                    args=(fn, self.physical[queue_id], queue_arn, event["Properties"]),
-                    name=f"esm-{fn.logical_id}",
-                    daemon=True,
-                )
-                thread.start()
-                self._threads.append(thread)
+                # Lambda runs up to MaximumConcurrency batches of one mapping at once (5 pollers
+                # to start with when it is unset).
+                pollers = int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 5))
+                for index in range(pollers):
+                    thread = threading.Thread(
+                        target=self._poll_queue,
+                        args=(fn, self.physical[queue_id], queue_arn, props),
+                        name=f"esm-{fn.logical_id}-{index}",
+                        daemon=True,
+                    )
+                    thread.start()
+                    self._threads.append(thread)
 
     def _poll_queue(self, fn: _Function, queue_url: str, queue_arn: str, props: dict) -> None:
+        # The event source mapping reads and deletes with the function's own role, as in AWS.
+        with iam_local.acting_as(self.role_credentials[fn.role]):
+            self._consume_queue(fn, queue_url, queue_arn, props)
+
+    def _consume_queue(self, fn: _Function, queue_url: str, queue_arn: str, props: dict) -> None:
         sqs = self.client("sqs")
         batch_size = min(10, int(props.get("BatchSize", 10)))
         partial = "ReportBatchItemFailures" in props.get("FunctionResponseTypes", [])

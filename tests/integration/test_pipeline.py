@@ -64,6 +64,7 @@ def test_a_smudged_invoice_needs_review_and_reaches_the_queue(stack, emulator):
 
 def test_the_raw_result_is_kept_in_s3(stack, emulator):
     record = process(stack, RECEIPT.read_bytes(), "receipt", name="raw-kept.pdf")
+    assert record["status"] == "complete", record["error"]
     raw = stack.client("s3").get_object(Bucket=stack.bucket, Key=record["datalab"]["result_key"])
     body = json.loads(raw["Body"].read())
     assert body["status"] == "complete"

@@ -80,7 +80,8 @@ def test_every_log_group_has_retention_and_every_function_logs_to_one():
 
 
 def _statements(function: str) -> list[dict[str, Any]]:
-    return [s for p in _props(function)["Policies"] if "Statement" in p for s in p["Statement"]]
+    role = _props(function)["Role"]["Fn::GetAtt"][0]
+    return [s for p in _props(role)["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
 
 @pytest.mark.parametrize("function", ["SubmitFunction", "PollFunction", "EvaluateFunction"])

@@ -1,0 +1,128 @@
+"""Least privilege as SAM actually deploys it: the roles of the *transformed* template.
+
+``sam deploy`` hands CloudFormation what aws-sam-translator makes of template.yaml: that output
+(not the inline statements alone) is what runs in AWS, managed policies and policy templates
+included. Each check below names what it refuses and why.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from doctriage_local.template import load_template, resources_of_type, sam_transform
+
+TRANSFORMED = sam_transform(load_template())
+RESOURCES: dict[str, Any] = TRANSFORMED["Resources"]
+ROLES = resources_of_type(TRANSFORMED, "AWS::IAM::Role")
+FUNCTIONS = resources_of_type(TRANSFORMED, "AWS::Lambda::Function")
+
+# The only actions that may be granted on "*", each for the reason given.
+ALLOWED_ON_ANY_RESOURCE = {
+    # Step Functions' CloudWatch Logs delivery accepts no narrower resource (AWS docs: "Logging
+    # using CloudWatch Logs", IAM policies for logging).
+    "logs:CreateLogDelivery": "Step Functions log delivery",
+    "logs:GetLogDelivery": "Step Functions log delivery",
+    "logs:UpdateLogDelivery": "Step Functions log delivery",
+    "logs:DeleteLogDelivery": "Step Functions log delivery",
+    "logs:ListLogDeliveries": "Step Functions log delivery",
+    "logs:PutResourcePolicy": "Step Functions log delivery",
+    "logs:DescribeResourcePolicies": "Step Functions log delivery",
+    "logs:DescribeLogGroups": "Step Functions log delivery",
+    # PutMetricData has no resource type; powertools' EMF metrics do not need it today.
+    "cloudwatch:PutMetricData": "metrics have no resource type",
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(role: str) -> list[dict[str, Any]]:
+    policies = ROLES[role]["Properties"].get("Policies", [])
+    return [s for p in policies for s in _as_list(p["PolicyDocument"]["Statement"])]
+
+
+def _role_of(function: str) -> str:
+    role = FUNCTIONS[function]["Properties"]["Role"]
+    assert set(role) == {"Fn::GetAtt"}, f"{function}: role is not one of the template's own"
+    return str(role["Fn::GetAtt"][0])
+
+
+def test_the_transform_makes_the_roles_we_check():
+    assert set(FUNCTIONS) == {"SubmitFunction", "PollFunction", "EvaluateFunction"}
+    assert "DocumentStateMachineRole" in ROLES
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_no_role_carries_a_managed_policy(role):
+    # A managed policy grants what its owner decides, on resources we cannot name: SAM's
+    # AWSLambdaBasicExecutionRole (every log group) and AWSLambdaSQSQueueExecutionRole (every
+    # queue in the account) are what an explicit role keeps out.
+    assert not ROLES[role]["Properties"].get("ManagedPolicyArns"), role
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_statement_names_its_resources(role):
+    for statement in _statements(role):
+        actions = _as_list(statement["Action"])
+        assert not any(a == "*" or a.endswith(":*") for a in actions), (role, actions)
+        if "*" in _as_list(statement.get("Resource")):
+            excess = [a for a in actions if a not in ALLOWED_ON_ANY_RESOURCE]
+            assert not excess, f"{role}: {excess} granted on Resource '*'"
+        assert "NotResource" not in statement and "NotAction" not in statement, role
+
+
+def test_each_function_has_a_role_of_its_own():
+    roles = [_role_of(name) for name in FUNCTIONS]
+    assert len(set(roles)) == len(roles)
+    for name, function in FUNCTIONS.items():
+        trust = ROLES[_role_of(name)]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}], name
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_a_function_logs_only_to_its_own_log_group(function):
+    own = FUNCTIONS[function]["Properties"]["LoggingConfig"]["LogGroup"]
+    log_statements = [
+        s
+        for s in _statements(_role_of(function))
+        if any(a.startswith("logs:") for a in _as_list(s["Action"]))
+    ]
+    assert log_statements, f"{function} cannot write its logs"
+    for statement in log_statements:
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": [own["Ref"], "Arn"]}]
+
+
+def test_only_the_intake_queue_may_be_read_or_emptied():
+    readers: dict[str, list[Any]] = {}
+    for role in ROLES:
+        for statement in _statements(role):
+            reads = {"sqs:ReceiveMessage", "sqs:DeleteMessage"} & set(_as_list(statement["Action"]))
+            if reads:
+                readers.setdefault(role, []).extend(_as_list(statement["Resource"]))
+    assert readers == {"SubmitRole": [{"Fn::GetAtt": ["IntakeQueue", "Arn"]}]}
+
+
+def test_submit_may_find_its_workflows_and_tell_a_missing_upload_from_a_forbidden_one():
+    statements = {s.get("Sid"): s for s in _statements("SubmitRole")}
+    describe = statements["FindWorkflow"]
+    assert describe["Action"] == "states:DescribeExecution"
+    assert ":execution:" in json.dumps(describe["Resource"])
+    listing = statements["TellMissingFromForbidden"]
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Resource"] == {"Fn::GetAtt": ["DocumentsBucket", "Arn"]}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*", "schemas/*"]}}
+
+
+def test_the_state_machine_may_invoke_only_poll_and_evaluate():
+    invoked = [
+        s["Resource"]
+        for s in _statements("DocumentStateMachineRole")
+        if "lambda:InvokeFunction" in _as_list(s["Action"])
+    ]
+    names = sorted(json.dumps(r) for r in invoked)
+    assert len(names) == 2
+    assert "PollFunction" in names[1] + names[0] and "EvaluateFunction" in names[0] + names[1]
