@@ -73,7 +73,10 @@ def create_operator(iam: Any, account_id: str) -> None:
         UserName=OPERATOR_USER,
         PolicyName="everything",
         PolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+            }
         ),
     )
     iam.create_access_key(UserName=OPERATOR_USER)
@@ -145,7 +148,7 @@ def install_patches() -> None:
     original_client_for = lambda_eval_utils.boto_client_for
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        client = original_client_for(region, service, state_credentials)
+        client: Any = original_client_for(region, service, state_credentials)
         credentials = state_machine_credentials()
         if credentials is not None:
             client._request_signer._credentials = credentials
@@ -153,7 +156,7 @@ def install_patches() -> None:
 
     RequestSigner.get_auth_instance = get_auth_instance  # type: ignore[method-assign]
     IAMRequestBase.__init__ = request_init  # type: ignore[method-assign]
-    lambda_eval_utils.boto_client_for = boto_client_for  # type: ignore[assignment]
+    lambda_eval_utils.boto_client_for = boto_client_for
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     StepFunctionResponse._determine_resource = _stepfunctions_resource  # type: ignore[attr-defined]
     SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]

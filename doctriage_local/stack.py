@@ -40,7 +40,6 @@ import boto3
 from botocore.credentials import Credentials
 
 from doctriage_local import iam as iam_local
-
 from doctriage_local.template import (
     PROJECT_ROOT,
     function_properties,
@@ -307,7 +306,11 @@ class LocalStack:
             props = res.get("Properties", {})
             attributes = {
                 key: str(props[key])
-                for key in ("MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                for key in (
+                    "MessageRetentionPeriod",
+                    "DelaySeconds",
+                    "ReceiveMessageWaitTimeSeconds",
+                )
                 if key in props
             }
             if "VisibilityTimeout" in props:
@@ -519,8 +522,9 @@ class LocalStack:
         with self._count_lock:
             self.invocations[fn.logical_id] = self.invocations.get(fn.logical_id, 0) + 1
         # Concurrent, as Lambda runs them: only reserved concurrency (if set) bounds a function.
-        with fn.slots or contextlib.nullcontext(), iam_local.acting_as(
-            self.role_credentials[fn.role]
+        with (
+            fn.slots or contextlib.nullcontext(),
+            iam_local.acting_as(self.role_credentials[fn.role]),
         ):
             try:
                 return handler(event, _FakeContext(fn, fn.timeout)), False

@@ -39,7 +39,6 @@ from doctriage_core.pipeline import Upload, submit_upload
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
 IDEMPOTENCY_HOURS = 24
 _OUTCOME_METRICS = {
     "started": "DocumentsSubmitted",
@@ -102,13 +101,17 @@ def _idempotent_submit() -> Any:
 
 
 class _Throttle:
-    """Once Datalab says 429 in an invocation, the rest of the batch waits without asking."""
+    """Once Datalab says 429 in an invocation, the rest of the batch waits without asking.
 
-    retry_after: float | None = None
-    active = False
+    One per invocation (as the batch processor is): nothing about a batch outlives it.
+    """
+
+    def __init__(self) -> None:
+        self.retry_after: float | None = None
+        self.active = False
 
 
-def record_handler(record: SQSRecord) -> None:
+def record_handler(record: SQSRecord, throttle: _Throttle) -> None:
     try:
         uploads = _uploads(record.body)
     except MalformedMessage:
@@ -124,15 +127,15 @@ def record_handler(record: SQSRecord) -> None:
         document_id = upload.document().document_id
         logger.set_correlation_id(document_id)
         try:
-            if _Throttle.active and receive_count < runtime.settings().submit_max_receives:
+            if throttle.active and receive_count < runtime.settings().submit_max_receives:
                 raise DatalabRateLimited(
-                    "deferred: Datalab rate-limited this batch", retry_after=_Throttle.retry_after
+                    "deferred: Datalab rate-limited this batch", retry_after=throttle.retry_after
                 )
             outcome = _idempotent_submit()(
                 document={"document_id": document_id}, upload=upload, receive_count=receive_count
             )
         except DatalabRateLimited as exc:
-            _Throttle.active, _Throttle.retry_after = True, exc.retry_after
+            throttle.active, throttle.retry_after = True, exc.retry_after
             _delay_redelivery(record, receive_count, exc.retry_after)
             raise
         except TransientError as exc:
@@ -168,7 +171,10 @@ def _delay_redelivery(record: SQSRecord, receive_count: int, retry_after: float 
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _idempotency_config().register_lambda_context(context)
-    _Throttle.active, _Throttle.retry_after = False, None
+    throttle = _Throttle()
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event,
+        record_handler=lambda record: record_handler(record, throttle),
+        processor=BatchProcessor(event_type=EventType.SQS),
+        context=context,
     )

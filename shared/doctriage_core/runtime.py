@@ -10,6 +10,7 @@ providers (SSM, AppConfig, DynamoDB) cost about 4 ms of imports (docs/benchmarks
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,9 @@ def workflows() -> Workflows:
 
 
 _clients: dict[str, DatalabClient] = {}
+# A Lambda container runs one event at a time; the local stack runs handlers on many threads
+# at once, and replacing the client under a thread still using it would close its connection.
+_clients_lock = threading.Lock()
 
 
 def datalab_client() -> DatalabClient:
@@ -73,14 +77,15 @@ def datalab_client() -> DatalabClient:
     key = parameters.get_secret(config.datalab_api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
     if not isinstance(key, str) or not key.strip():
         raise ConfigError("the Datalab API key secret is empty")
-    client = _clients.get(key)
-    if client is None:
-        for stale in _clients.values():
-            stale.close()
-        _clients.clear()
-        client = _clients[key] = DatalabClient(
-            config.datalab_api_url, key.strip(), timeout=config.datalab_timeout_seconds
-        )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            for stale in _clients.values():
+                stale.close()
+            _clients.clear()
+            client = _clients[key] = DatalabClient(
+                config.datalab_api_url, key.strip(), timeout=config.datalab_timeout_seconds
+            )
     return client
 
 

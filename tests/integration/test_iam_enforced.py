@@ -74,7 +74,8 @@ def test_a_role_is_denied_what_its_function_does_not_need(stack):
 def test_the_state_machine_may_invoke_poll_and_evaluate_but_not_submit(stack):
     lambda_ = stack.client("lambda")
     with iam.acting_as(stack.role_credentials[stack.state_machine_role]):
-        _denied(lambda: lambda_.invoke(FunctionName=stack.physical["SubmitFunction"], Payload=b"{}"))
+        submit = stack.physical["SubmitFunction"]
+        _denied(lambda: lambda_.invoke(FunctionName=submit, Payload=b"{}"))
 
 
 def test_unknown_credentials_are_refused(stack):
@@ -112,7 +113,7 @@ def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path):
     # GIVEN a template whose poll role may not write the raw result to S3
     broken = _template_without(tmp_path, "PollRole", "KeepRawResults")
     # WHEN the ordinary pipeline test runs against it
-    run = subprocess.run(  # noqa: S603
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
