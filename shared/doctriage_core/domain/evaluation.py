@@ -198,9 +198,7 @@ def evaluate_extraction(
     for name in properties:
         raw = _finite(extracted.get(name))
         found = is_found(raw)
-        score, reasoning = (
-            field_score(extracted, name) if scores_available else (None, None)
-        )
+        score, reasoning = field_score(extracted, name) if scores_available else (None, None)
         confidence: float | None
         if not found:
             confidence = 0.0
