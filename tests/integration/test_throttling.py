@@ -74,12 +74,14 @@ def test_result_format_variants_end_scored(stack, emulator, kind):
     # GIVEN Datalab answers with placeholders, an undocumented status, or a relative check URL
     name = f"variant-{kind}.pdf"
     emulator.add_fault(FaultRule(match=name, kind=kind))
-    saved = emulator.config.pending_seconds
-    emulator.config.pending_seconds = 30  # the first poll (after ~2 s) still sees "pending"
+    config = emulator.config
+    saved = (config.pending_seconds, config.scoring_lag_seconds)
+    # Long enough that the first poll (after ~2 s) still sees "pending" or the placeholders.
+    config.pending_seconds = config.scoring_lag_seconds = 30
     try:
         record = process(stack, ACME.read_bytes(), "invoice", name=name)
     finally:
-        emulator.config.pending_seconds = saved
+        config.pending_seconds, config.scoring_lag_seconds = saved
     # THEN the document completes with its scores, not scores_unavailable
     assert_valid_record(record)
     assert record["status"] == "complete", record["error"]
