@@ -26,6 +26,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
     parser.add_argument("--max-concurrent", type=int, default=None)
     parser.add_argument("--check-host", default=None, help="host to put in request_check_url")
+    parser.add_argument(
+        "--max-pages-in-flight",
+        type=int,
+        default=EmulatorConfig.max_pages_in_flight,
+        help="the team's pages-in-flight limit (0: unlimited)",
+    )
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         api_key=args.api_key,
@@ -34,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rate_limit_per_minute=args.rate_limit_per_minute,
         max_concurrent=args.max_concurrent,
         check_host=args.check_host,
+        max_pages_in_flight=args.max_pages_in_flight or None,
     )
     emulator = DatalabEmulator(config, host=args.host, port=args.port).start()
     stop = threading.Event()

@@ -9,12 +9,37 @@ Fault kinds:
   poll_drop                              a poll closes the socket without any answer
   auth                                   401 on submit or poll, as if the key were revoked
   failed                                 the job ends with status "failed"
-  success_false                          status "complete" with success false (page rate limit)
+  success_false                          status "complete" with success false and an error that
+                                         is not the page-rate throttle (a real failure)
+  page_rate_limit                        status "complete" with success false, "Page rate limit
+                                         exceeded. Your team has N pages in flight..." whatever
+                                         the pages in flight (max_pages_in_flight does it for real)
   never_scored                           complete, but the scores never arrive
+  null_scores                            complete, and until the scores arrive every field has
+                                         ``"<field>_score": {"score": null}`` and the body
+                                         ``"extraction_score_average": null`` (placeholders)
+  pending                                ``"status": "pending"`` (a status Datalab does not
+                                         document) for ``pending_seconds``, then processing
+  relative_check_url                     the submit answer's request_check_url is relative
+                                         (``/api/v1/extract/<id>``)
   expire                                 404 as soon as the job is complete
   malformed                              extraction_schema_json is not valid JSON
 Request faults (submit_*, poll_*, auth) fire per matching request; job faults (the rest) are
-fixed when a matching document is submitted.
+fixed when a matching document is submitted (one rule per kind: a job can be pending *and* get
+null placeholders).
+
+Team limits, as Datalab's (datalab-api.md): ``rate_limit_per_minute`` and ``max_concurrent`` answer
+429 on submit; ``max_pages_in_flight`` (5,000 by default, None: unlimited) is enforced during
+processing, not at submission: a job whose pages would take the team's pages in flight (pages of
+jobs submitted and not yet complete) over the limit is accepted, then ends ``complete`` with
+``success: false`` and the page-rate error, after ``base_processing_seconds``; it holds no pages.
+A job bigger than the whole limit is let through when nothing else is in flight (otherwise it
+could never run; what Datalab does then is not documented).
+
+``claimed_pages`` maps a filename substring to a page count the emulator pretends the document
+has: processing time, ``page_count``, cost and pages in flight use it, while the values are still
+read from the real pages (the extra pages are as good as blank). It lets a test submit
+"2,000-page" documents without building them; nothing else changes.
 
 ``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
 tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
@@ -24,13 +49,25 @@ Lambda payloads) without having to upload a thousand-page document.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Faults answered on the HTTP request itself (fire on each matching request).
 SUBMIT_FAULTS = frozenset({"submit_429", "submit_500", "submit_529", "submit_timeout"})
 POLL_FAULTS = frozenset({"poll_429", "poll_500", "poll_529", "poll_timeout", "poll_drop"})
 # Faults baked into the job when it is created (fire once per matching submission).
-JOB_FAULTS = frozenset({"failed", "success_false", "never_scored", "expire", "malformed"})
+JOB_FAULTS = frozenset(
+    {
+        "failed",
+        "success_false",
+        "page_rate_limit",
+        "never_scored",
+        "null_scores",
+        "pending",
+        "relative_check_url",
+        "expire",
+        "malformed",
+    }
+)
 FAULT_KINDS = SUBMIT_FAULTS | POLL_FAULTS | JOB_FAULTS | {"auth"}
 
 
@@ -49,6 +86,15 @@ class EmulatorConfig:
     check_host: str | None = None
     max_upload_bytes: int = 200 * 1024 * 1024
     result_padding_bytes: int = 0  # json output only; see the module docstring
+    max_pages_in_flight: int | None = 5000  # Datalab's team limit; None: unlimited
+    claimed_pages: dict[str, int] = field(default_factory=dict)  # filename part -> page count
+    pending_seconds: float = 5.0  # how long the "pending" fault reports status "pending"
+
+    def __post_init__(self) -> None:
+        if self.max_pages_in_flight is not None and self.max_pages_in_flight < 1:
+            raise ValueError("max_pages_in_flight must be >= 1 or None")
+        if any(pages < 1 for pages in self.claimed_pages.values()):
+            raise ValueError("claimed_pages values must be >= 1")
 
 
 @dataclass

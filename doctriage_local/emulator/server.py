@@ -47,9 +47,13 @@ _FAULT_DETAIL = {
     500: "Internal Server Error",
     529: "The server is overloaded; please try again later",
 }
+# Datalab's wording starts "Page rate limit exceeded. Your team has N pages in flight" [V]; the
+# rest of the sentence is ours.
 _PAGE_RATE_ERROR = (
-    "Page rate limit exceeded: your team has more than 5,000 pages in flight. Please retry later."
+    "Page rate limit exceeded. Your team has {in_flight:,} pages in flight "
+    "(limit {limit}). Please resubmit once some of them have finished."
 )
+_FAILED_ERROR = "Extraction failed: the document could not be processed"
 
 
 @dataclass
@@ -66,7 +70,7 @@ class _Job:
     filename: str
     mode: str
     output_format: str
-    fault: str | None
+    faults: frozenset[str]
     page_count: int
     runtime: float
     complete_at: float
@@ -75,6 +79,13 @@ class _Job:
     output: Any
     fields: dict[str, FieldResult]
     error: str | None
+    pending_until: float = 0.0
+    throttled: str | None = None  # the page-rate error when the team was over its limit
+
+    @property
+    def pages_held(self) -> int:
+        """Pages this job holds in flight until it is complete (a throttled job holds none)."""
+        return 0 if self.throttled is not None or self.error is not None else self.page_count
 
 
 def _detail(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
@@ -100,7 +111,9 @@ class DatalabEmulator:
     """A local stand-in for Datalab's structured-extraction API (see datalab-api.md).
 
     ``stats`` counts every submit and check request, 429s from the rate/concurrency limits
-    (``rate_limited``), fault firings, and lists accepted jobs as ``(request_id, filename)``.
+    (``rate_limited``), jobs ended by the pages-in-flight limit (``page_rate_limited``, the
+    ``page_rate_limit`` fault included), fault firings, the most pages ever in flight
+    (``max_pages_in_flight_seen``), and lists accepted jobs as ``(request_id, filename)``.
     """
 
     def __init__(
@@ -126,6 +139,8 @@ class DatalabEmulator:
             "submit": 0,
             "check": 0,
             "rate_limited": 0,
+            "page_rate_limited": 0,
+            "max_pages_in_flight_seen": 0,
             "faults_injected": 0,
             "submissions": [],
         }
@@ -241,7 +256,7 @@ class DatalabEmulator:
             self._stopping.wait(rule.hang_seconds * self.config.time_scale)
         elif rule is not None:
             return self._fault_reply(rule)
-        job_rule = self._take_fault(filename, JOB_FAULTS)
+        faults = self._take_job_faults(filename)
         content = form["file"].data
         error = None
         try:
@@ -252,21 +267,27 @@ class DatalabEmulator:
         output = render(doc, output_format)
         if output_format == "json" and self.config.result_padding_bytes > 0:
             output = pad_metadata(output, self.config.result_padding_bytes)
-        seconds = self.config.base_processing_seconds
-        seconds += self.config.processing_seconds_per_page * doc.page_count
+        page_count = self._claimed_pages(filename, doc.page_count) if error is None else 0
         scale = self.config.time_scale
+        pending = self.config.pending_seconds * scale if "pending" in faults else 0.0
         now = self._clock()
         with self._lock:
+            # Decided now, with the job's creation, so that concurrent submits cannot both slip
+            # under the limit; the client only learns it from the poll (complete, success false).
+            throttled = self._page_rate_verdict(page_count, now, forced="page_rate_limit" in faults)
+            seconds = self.config.base_processing_seconds
+            if throttled is None:
+                seconds += self.config.processing_seconds_per_page * page_count
             self._counter += 1
             request_id = _request_id(self._counter, content)
-            complete_at = now + seconds * scale
-            self._jobs[request_id] = _Job(
+            complete_at = now + pending + seconds * scale
+            job = _Job(
                 request_id=request_id,
                 filename=filename,
                 mode=mode,
                 output_format=output_format,
-                fault=job_rule.kind if job_rule else None,
-                page_count=doc.page_count,
+                faults=faults,
+                page_count=page_count,
                 runtime=round(seconds, 3),
                 complete_at=complete_at,
                 scored_at=complete_at + self.config.scoring_lag_seconds * scale,
@@ -274,19 +295,52 @@ class DatalabEmulator:
                 output=output,
                 fields=fields,
                 error=error,
+                pending_until=now + pending,
+                throttled=throttled,
+            )
+            self._jobs[request_id] = job
+            if throttled is not None:
+                self._stats["page_rate_limited"] += 1
+            self._stats["max_pages_in_flight_seen"] = max(
+                self._stats["max_pages_in_flight_seen"], self._pages_in_flight(now)
             )
             self._stats["submissions"].append((request_id, filename))
             for stale in [k for k, j in self._jobs.items() if j.expire_at <= now]:
                 del self._jobs[stale]
+        path = f"{EXTRACT_PATH}/{request_id}"
         return Reply(
             200,
             {
                 "success": True,
                 "error": None,
                 "request_id": request_id,
-                "request_check_url": f"{self._check_base()}{EXTRACT_PATH}/{request_id}",
+                "request_check_url": (
+                    path if "relative_check_url" in faults else f"{self._check_base()}{path}"
+                ),
                 "versions": {},
             },
+        )
+
+    def _claimed_pages(self, filename: str, real: int) -> int:
+        for part, pages in self.config.claimed_pages.items():
+            if part in filename:
+                return pages
+        return real
+
+    def _pages_in_flight(self, now: float) -> int:
+        """Pages of jobs submitted and not yet complete (call with the lock held)."""
+        return sum(j.pages_held for j in self._jobs.values() if j.complete_at > now)
+
+    def _page_rate_verdict(self, pages: int, now: float, *, forced: bool) -> str | None:
+        """The page-rate error if this job takes the team over its limit (lock held), else None."""
+        limit = self.config.max_pages_in_flight
+        in_flight = self._pages_in_flight(now)
+        over = limit is not None and in_flight > 0 and in_flight + pages > limit
+        if not (forced or over):
+            return None
+        return _PAGE_RATE_ERROR.format(
+            in_flight=in_flight + pages,
+            limit=f"{limit:,}" if limit is not None else "none",
         )
 
     def _validate(
@@ -362,18 +416,20 @@ class DatalabEmulator:
                 return self._fault_reply(rule)
             job = self._job(request_id)
         now = self._clock()
-        if job is None or (job.fault == "expire" and now >= job.complete_at):
+        if job is None or ("expire" in job.faults and now >= job.complete_at):
             return _detail(404, "Request not found; results are deleted an hour after processing")
+        if now < job.pending_until:
+            return Reply(200, {"status": "pending"})
         if now < job.complete_at:
             return Reply(200, {"status": "processing"})
         return Reply(200, self._result(job, now))
 
     def _result(self, job: _Job, now: float) -> dict[str, Any]:
-        if job.error is not None or job.fault == "failed":
+        if job.error is not None or "failed" in job.faults:
             return {
                 "status": "failed",
                 "success": False,
-                "error": job.error or "Extraction failed: the document could not be processed",
+                "error": job.error or _FAILED_ERROR,
                 "output_format": job.output_format,
                 "page_count": job.page_count,
                 "versions": {},
@@ -390,26 +446,30 @@ class DatalabEmulator:
             "cost_breakdown": {"final_cost_cents": job.page_count},
             "versions": {},
         }
-        if job.fault == "success_false":
-            body.update(
-                success=False, error=_PAGE_RATE_ERROR, cost_breakdown={"final_cost_cents": 0}
-            )
+        unsuccessful = job.throttled or (_FAILED_ERROR if "success_false" in job.faults else None)
+        if unsuccessful is not None:
+            body.update(success=False, error=unsuccessful, cost_breakdown={"final_cost_cents": 0})
             body[job.output_format] = None
             return body
-        scored = job.mode == "fast" and job.fault != "never_scored" and now >= job.scored_at
+        scored = job.mode == "fast" and "never_scored" not in job.faults and now >= job.scored_at
+        placeholders = not scored and "null_scores" in job.faults
         extraction: dict[str, Any] = {}
         for name, result in job.fields.items():
             extraction[name] = result.value
             extraction[f"{name}_citations"] = result.citations
             if scored:
                 extraction[f"{name}_score"] = {"score": result.score, "reasoning": result.reasoning}
+            elif placeholders:
+                extraction[f"{name}_score"] = {"score": None}
         text = json.dumps(extraction)
         body["extraction_schema_json"] = (
-            text[: len(text) // 2] if job.fault == "malformed" else text
+            text[: len(text) // 2] if "malformed" in job.faults else text
         )
         if scored:
             scores = [r.score for r in job.fields.values()]
             body["extraction_score_average"] = sum(scores) / len(scores)
+        elif placeholders:
+            body["extraction_score_average"] = None
         return body
 
     def _admin(self, method: str, what: str, body: bytes | None) -> Reply:
@@ -460,6 +520,14 @@ class DatalabEmulator:
                 self._stats["faults_injected"] += 1
                 return rule
         return None
+
+    def _take_job_faults(self, filename: str) -> frozenset[str]:
+        """The job faults that fire for this submission: at most one rule of each kind."""
+        kinds: set[str] = set()
+        for kind in sorted(JOB_FAULTS):
+            if self._take_fault(filename, {kind}) is not None:
+                kinds.add(kind)
+        return frozenset(kinds)
 
     def _fault_reply(self, rule: FaultRule) -> Reply:
         status = int(rule.kind.rsplit("_", 1)[1])

@@ -79,6 +79,19 @@ class DatalabExtractionFailed(PermanentError):
     reason = "datalab_failed"
 
 
+class DatalabPageRateLimited(DatalabExtractionFailed):
+    """``complete`` with ``success: false`` and "Page rate limit exceeded...": a throttle.
+
+    Datalab enforces its pages-in-flight team limit while processing, not at submission, so the
+    job ends ``complete`` without success. The poll step handles it by resubmitting the document
+    after a backoff (bounded by the processing deadline); it never reaches the state machine.
+    It is listed with the permanent errors so that the state machine never retries it: a retried
+    poll would only re-read the same throttled job.
+    """
+
+    reason = "page_rate_limited"
+
+
 class DatalabMalformedResponse(PermanentError):
     """A response we cannot read: not JSON, missing fields, or unparsable extraction JSON."""
 
@@ -136,6 +149,7 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     DatalabRequestRejected,
     DatalabResultExpired,
     DatalabExtractionFailed,
+    DatalabPageRateLimited,
     DatalabMalformedResponse,
     UntrustedCheckUrl,
     DeadlineExceeded,

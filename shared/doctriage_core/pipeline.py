@@ -30,6 +30,7 @@ from doctriage_core.domain.documents import (
     schema_key_for,
 )
 from doctriage_core.domain.evaluation import evaluate_extraction
+from doctriage_core.domain.extraction import has_scores
 from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
 from doctriage_core.domain.records import (
     complete_record,
@@ -171,6 +172,34 @@ class _PrefixedStream:
         return self._rest.read(size)
 
 
+def send_document(
+    document: DocumentRef,
+    schema: dict[str, Any],
+    *,
+    store: Store,
+    datalab: Datalab,
+    size: int | None,
+) -> SubmissionLike:
+    """Stream one upload (by its version) to Datalab with the schema: the one way both submit
+    and a page-rate resubmit send a document, so a resubmit asks for exactly what submit did.
+
+    Reads the first bytes to check the content really is the type its name says.
+    """
+    body = store.open(document.key, document.version_id)
+    try:
+        head = body.read(SNIFF_BYTES)
+        check_content(document.key, head)
+        return datalab.submit(
+            _PrefixedStream(head, body),  # type: ignore[arg-type]
+            filename=posixpath.basename(document.key),
+            content_type=content_type_for(document.key),
+            page_schema=json.dumps(schema),
+            size=size,
+        )
+    finally:
+        body.close()
+
+
 # --- submit ---------------------------------------------------------------------------------------
 
 
@@ -206,7 +235,7 @@ def submit_upload(
     try:
         doc_type = doc_type_from_key(document.key)
         document = replace(document, doc_type=doc_type)
-        content_type = content_type_for(document.key)
+        content_type_for(document.key)  # an unsupported type fails before any S3 read
         info = store.head(document.key, document.version_id)
         document = replace(
             document,
@@ -230,19 +259,7 @@ def submit_upload(
             default_threshold=settings.human_review_threshold,
             upload_threshold=upload_threshold,
         )
-        body = store.open(document.key, document.version_id)
-        try:
-            head = body.read(SNIFF_BYTES)
-            check_content(document.key, head)
-            submission = datalab().submit(
-                _PrefixedStream(head, body),  # type: ignore[arg-type]
-                filename=posixpath.basename(document.key),
-                content_type=content_type,
-                page_schema=json.dumps(schema),
-                size=info.size,
-            )
-        finally:
-            body.close()
+        submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
     except errors.PermanentError as exc:
         _fail(document, exc, threshold, results, review_queue, now)
         return SubmitOutcome(document.document_id, "failed", exc.reason)
@@ -262,7 +279,11 @@ def submit_upload(
         "document": document.to_state(),
         "schema": {"key": schema_key, "version_id": schema_version},
         "upload_threshold": upload_threshold,
-        "datalab": {"request_id": submission.request_id, "check_url": submission.check_url},
+        "datalab": {
+            "request_id": submission.request_id,
+            "check_url": submission.check_url,
+            "submissions": 1,
+        },
         "submitted_at": _iso(now()),
         "first_wait_seconds": first_wait,
     }
@@ -296,25 +317,19 @@ def result_key_for(document_id: str) -> str:
     return f"results/{document_id}/datalab-result.json"
 
 
-def has_scores(body: dict[str, Any]) -> bool:
-    """Scores have arrived: the average is there, or some field carries a ``<field>_score``."""
-    if body.get("extraction_score_average") is not None:
-        return True
-    extraction = body.get("extraction_schema_json")
-    if isinstance(extraction, str):
-        try:
-            extraction = json.loads(extraction)
-        except ValueError:
-            return False
-    if not isinstance(extraction, dict):
-        return False
-    return any(
-        key.endswith("_score")
-        and key[: -len("_score")] in extraction
-        and isinstance(value, dict)
-        and "score" in value
-        for key, value in extraction.items()
-    )
+def latest_request(state: dict[str, Any]) -> dict[str, Any]:
+    """The Datalab request the document is on now, and how many submissions it took.
+
+    Submit's (``state.datalab``) until a page-rate resubmit; then the poll status carries the
+    newer one (``state.poll.datalab``). Workflows started before ``submissions`` existed count 1.
+    """
+    poll = state.get("poll") or {}
+    current = poll.get("datalab") or state["datalab"]
+    return {
+        "request_id": current.get("request_id"),
+        "check_url": current.get("check_url"),
+        "submissions": int(current.get("submissions") or 1),
+    }
 
 
 def check_extraction(
@@ -326,9 +341,15 @@ def check_extraction(
     now: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> dict[str, Any]:
-    """Poll Datalab once; return the small status the state machine branches and waits on."""
+    """Poll Datalab once (or resubmit a throttled document); return the small status the state
+    machine branches and waits on.
+
+    The status always carries ``datalab`` (request_id, check_url, submissions): the request to
+    poll next, which a page-rate resubmit replaces.
+    """
     previous = state.get("poll") or {}
     document_id = state["document"]["document_id"]
+    request = latest_request(state)
     polls = int(previous.get("polls", 0)) + 1
     phase = previous.get("phase", "processing")
     phase_polls = int(previous.get("phase_polls", 0))
@@ -341,9 +362,10 @@ def check_extraction(
         seconds_in_phase: float,
         deadline_left: float,
         retry_after: float | None = None,
+        polls_in_phase: int | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        in_phase = phase_polls + 1 if new_phase == phase else 1
+        in_phase = polls_in_phase or (phase_polls + 1 if new_phase == phase else 1)
         wait = next_wait_seconds(
             PollObservation(
                 phase=new_phase,  # type: ignore[arg-type]
@@ -369,10 +391,46 @@ def check_extraction(
             "polls": polls,
             "phase_polls": in_phase,
             "next_wait_seconds": wait,
+            "datalab": request,
         }
 
+    def throttled(retry_after: float | None = None) -> dict[str, Any]:
+        # Counted by submissions, not polls: each resubmit that is throttled again waits longer.
+        return waiting(
+            "throttled",
+            since_submit,
+            processing_left,
+            retry_after,
+            polls_in_phase=request["submissions"],
+        )
+
+    if phase == "throttled":
+        if processing_left <= 0:
+            raise errors.DeadlineExceeded(
+                f"Datalab's page rate limit still throttled the document after "
+                f"{request['submissions']} submissions and "
+                f"{settings.processing_deadline_seconds:.0f} s"
+            )
+        try:
+            return _resubmit(
+                state, request, polls, processing_left, datalab=datalab, store=store, rng=rng
+            )
+        except errors.DatalabRateLimited as exc:
+            if exc.retry_after is None:
+                raise
+            return throttled(exc.retry_after)
+
     try:
-        body = datalab.check(state["datalab"]["check_url"])
+        body = datalab.check(request["check_url"])
+    except errors.DatalabPageRateLimited as exc:
+        # Not a failure: Datalab had too many of the team's pages in flight. Back off, then
+        # the next poll resubmits (phase "throttled"); the processing deadline still holds.
+        if processing_left <= 0:
+            raise errors.DeadlineExceeded(
+                f"Datalab's page rate limit still throttled the document after "
+                f"{settings.processing_deadline_seconds:.0f} s: {exc}"
+            ) from exc
+        return throttled()
     except errors.DatalabRateLimited as exc:
         # Datalab said when to come back: wait in the Wait state rather than burn a retry.
         if exc.retry_after is None:
@@ -382,7 +440,7 @@ def check_extraction(
             since_complete = _elapsed(previous["complete_seen_at"], current, settings)
             left = settings.scoring_deadline_seconds - since_complete
             if left <= 0:
-                return _ready(previous, polls, scored=False)
+                return _ready(previous, polls, request, scored=False)
             return waiting("unscored", since_complete, left, exc.retry_after)
         if processing_left <= 0:
             raise errors.DeadlineExceeded(
@@ -392,6 +450,7 @@ def check_extraction(
         return waiting("processing", since_submit, processing_left, exc.retry_after)
 
     if body.get("status") != "complete":
+        # "processing", or a status Datalab has not documented (e.g. "pending"): not finished.
         if processing_left <= 0:
             raise errors.DeadlineExceeded(
                 f"Datalab was still processing after {settings.processing_deadline_seconds:.0f} s"
@@ -414,11 +473,11 @@ def check_extraction(
         "page_count": page_count,
     }
     if scored:
-        return _ready(done, polls, scored=True)
+        return _ready(done, polls, request, scored=True)
     since_complete = _elapsed(complete_seen_at, current, settings)
     scoring_left = settings.scoring_deadline_seconds - since_complete
     if scoring_left <= 0:
-        return _ready(done, polls, scored=False)
+        return _ready(done, polls, request, scored=False)
     return waiting(
         "unscored",
         since_complete,
@@ -429,7 +488,51 @@ def check_extraction(
     )
 
 
-def _ready(known: dict[str, Any], polls: int, *, scored: bool) -> dict[str, Any]:
+def _resubmit(
+    state: dict[str, Any],
+    request: dict[str, Any],
+    polls: int,
+    processing_left: float,
+    *,
+    datalab: Datalab,
+    store: Store,
+    rng: random.Random | None,
+) -> dict[str, Any]:
+    """Send a throttled document to Datalab again: the same upload version, the same schema
+    version, the same parameters as submit; the status then polls the new request."""
+    document = DocumentRef.from_state(state["document"])
+    raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))
+    submission = send_document(
+        document, load_schema(raw_schema), store=store, datalab=datalab, size=document.size
+    )
+    wait = next_wait_seconds(
+        PollObservation(
+            phase="submitted",
+            polls_in_phase=0,
+            seconds_in_phase=0.0,
+            size_bytes=document.size,
+            seconds_to_deadline=processing_left,
+        ),
+        rng=rng,
+    )
+    return {
+        "ready": False,
+        "scored": False,
+        "phase": "submitted",
+        "polls": polls,
+        "phase_polls": 0,
+        "next_wait_seconds": wait,
+        "datalab": {
+            "request_id": submission.request_id,
+            "check_url": submission.check_url,
+            "submissions": request["submissions"] + 1,
+        },
+    }
+
+
+def _ready(
+    known: dict[str, Any], polls: int, request: dict[str, Any], *, scored: bool
+) -> dict[str, Any]:
     """The last status: evaluate now, with scores or (deadline passed) without them."""
     return {
         "ready": True,
@@ -438,6 +541,7 @@ def _ready(known: dict[str, Any], polls: int, *, scored: bool) -> dict[str, Any]
         "polls": polls,
         "next_wait_seconds": 0,
         **{k: known.get(k) for k in ("result_key", "complete_seen_at", "page_count")},
+        "datalab": request,
     }
 
 
@@ -479,10 +583,12 @@ def evaluate_document(
         upload_threshold=state.get("upload_threshold"),
         scores_available=bool(poll.get("scored")),
     )
+    request = latest_request(state)
     record = complete_record(
         evaluation,
         document=document,
-        request_id=state["datalab"]["request_id"],
+        request_id=request["request_id"],
+        submissions=request["submissions"],
         result_key=poll["result_key"],
         submitted_at=state.get("submitted_at"),
         completed_at=_iso(now()),
@@ -521,13 +627,15 @@ def record_workflow_failure(
     except errors.DoctriageError:
         threshold = upload_threshold if upload_threshold is not None else threshold
     poll = state.get("poll") or {}
+    request = latest_request(state) if state.get("datalab") else None
     record = failed_record(
         document=document,
         reason=reason,
         error_type=error_name,
         message=message,
         threshold=threshold,
-        request_id=(state.get("datalab") or {}).get("request_id"),
+        request_id=request["request_id"] if request else None,
+        submissions=request["submissions"] if request else None,
         result_key=poll.get("result_key"),
         submitted_at=state.get("submitted_at"),
         completed_at=_iso(now()),
@@ -564,8 +672,10 @@ __all__ = [
     "check_extraction",
     "evaluate_document",
     "has_scores",
+    "latest_request",
     "record_workflow_failure",
     "result_key_for",
+    "send_document",
     "store_record",
     "submit_upload",
     "utc_now_iso",

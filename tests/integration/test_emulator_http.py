@@ -520,7 +520,9 @@ def test_poll_drop_closes_without_answer(emu: DatalabEmulator) -> None:
     assert get(emu, url).status_code == 200
 
 
-@pytest.mark.parametrize("kind", ["failed", "success_false", "never_scored", "malformed", "expire"])
+@pytest.mark.parametrize(
+    "kind", ["failed", "success_false", "page_rate_limit", "never_scored", "malformed", "expire"]
+)
 def test_job_faults(start: Callable[..., DatalabEmulator], kind: str) -> None:
     emu = start(base_processing_seconds=30)  # 0.3 s: time to see it processing
     emu.add_fault(FaultRule(match="acme", kind=kind, times=1))
@@ -539,7 +541,11 @@ def test_job_faults(start: Callable[..., DatalabEmulator], kind: str) -> None:
         assert body["error"]
     elif kind == "success_false":
         assert (body["status"], body["success"]) == ("complete", False)
-        assert body["error"].startswith("Page rate limit exceeded")
+        assert body["error"]
+        assert not body["error"].startswith("Page rate limit exceeded")  # a real failure
+    elif kind == "page_rate_limit":
+        assert (body["status"], body["success"]) == ("complete", False)
+        assert body["error"].startswith("Page rate limit exceeded. Your team has ")
     elif kind == "never_scored":
         assert body["status"] == "complete"
         assert body["success"] is True
@@ -600,3 +606,48 @@ def test_standalone_process_with_admin_endpoints() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# --- Datalab's team limits and result-format variants, over HTTP ----------------------------
+
+
+def test_pages_in_flight_limit_over_http(start: Callable[..., DatalabEmulator]) -> None:
+    # GIVEN a 5,000-page team limit and documents that claim 2,000 pages each
+    emu = start(claimed_pages={"acme": 2000}, processing_seconds_per_page=0.05)  # 1 s of wall
+    # WHEN three are submitted at once
+    urls = [check_url(submit(emu, filename=f"acme-{n}.pdf")) for n in range(3)]
+    # THEN each is accepted, two are extracted and the third ends complete without success
+    bodies = [wait_for(emu, url, lambda b: b["status"] == "complete") for url in urls]
+    assert [b["success"] for b in bodies] == [True, True, False]
+    assert bodies[2]["error"].startswith("Page rate limit exceeded. Your team has 6,000 pages")
+    assert [b["page_count"] for b in bodies[:2]] == [2000, 2000]
+    stats = wait_for(emu, f"{emu.url}/_emulator/stats", lambda b: True)
+    assert stats["page_rate_limited"] == 1
+    assert stats["max_pages_in_flight_seen"] == 4000
+
+
+def test_null_score_placeholders_over_http(start: Callable[..., DatalabEmulator]) -> None:
+    emu = start()
+    emu.add_fault(FaultRule(kind="null_scores"))
+    url = check_url(submit(emu))
+    unscored = wait_for(emu, url, lambda b: b["status"] == "complete")
+    extraction = json.loads(unscored["extraction_schema_json"])
+    assert unscored["extraction_score_average"] is None
+    assert extraction["invoice_number_score"] == {"score": None}
+    real = wait_for(emu, url, lambda b: b.get("extraction_score_average") is not None)
+    assert json.loads(real["extraction_schema_json"])["invoice_number_score"]["score"] == 5
+
+
+def test_pending_status_over_http(start: Callable[..., DatalabEmulator]) -> None:
+    emu = start(pending_seconds=20)  # 0.2 s of "pending"
+    emu.add_fault(FaultRule(kind="pending"))
+    url = check_url(submit(emu))
+    assert get(emu, url).json() == {"status": "pending"}
+    assert wait_for(emu, url, lambda b: b["status"] != "pending")["status"] == "processing"
+
+
+def test_relative_check_url_over_http(emu: DatalabEmulator) -> None:
+    emu.add_fault(FaultRule(kind="relative_check_url"))
+    submitted = submit(emu).json()
+    assert submitted["request_check_url"] == f"/api/v1/extract/{submitted['request_id']}"
+    assert get(emu, emu.url + submitted["request_check_url"]).json()["status"] == "processing"

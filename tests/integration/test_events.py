@@ -143,7 +143,7 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
     stack.client("dynamodb").delete_item(
         TableName=stack.physical["ResultsTable"], Key={"document_id": {"S": document_id}}
     )
-    evaluate_event["datalab"] = datalab
+    evaluate_event["datalab"] = evaluate_event["poll"]["datalab"] = datalab
     summary = _invoke(stack, "EvaluateFunction", evaluate_event)
     assert summary == {
         "document_id": document_id,
@@ -157,6 +157,7 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
     assert record["datalab"] == {
         "request_id": datalab["request_id"],
         "result_key": status["result_key"],
+        "submissions": 1,
     }
     assert record["source"]["version_id"] is None  # as the event says
     assert record["fields"]["invoice_number"]["value"] == "INV-1042"
@@ -175,7 +176,15 @@ def test_evaluate_failure_event_matches_a_real_catch_and_records_the_failure(sta
     # "poll" is there only when an earlier check succeeded, which depends on timing.
     assert _shape({**event, "poll": None}) == _shape({**real_input, "poll": None})
     assert _shape(event["poll"]) == _shape(
-        {"ready": 0, "scored": 0, "phase": 0, "polls": 0, "phase_polls": 0, "next_wait_seconds": 0}
+        {
+            "ready": 0,
+            "scored": 0,
+            "phase": 0,
+            "polls": 0,
+            "phase_polls": 0,
+            "next_wait_seconds": 0,
+            "datalab": {"request_id": 0, "check_url": 0, "submissions": 0},
+        }
     )
     assert event["failure"]["Error"] == real_input["failure"]["Error"] == "DatalabResultExpired"
     cause = json.loads(event["failure"]["Cause"])
@@ -203,6 +212,7 @@ def test_evaluate_failure_event_matches_a_real_catch_and_records_the_failure(sta
     assert record["error"]["type"] == "DatalabResultExpired"
     assert record["error"]["message"] == cause["errorMessage"]
     assert record["datalab"]["request_id"] == event["datalab"]["request_id"]
+    assert record["datalab"]["submissions"] == 1
     (message,) = review_messages_for(stack, document["document_id"])
     assert_valid_review_message(message)
     assert message["flags"] == ["extraction_failed:result_expired"]

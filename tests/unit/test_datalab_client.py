@@ -28,6 +28,7 @@ from doctriage_core.errors import (
     DatalabAuthError,
     DatalabExtractionFailed,
     DatalabMalformedResponse,
+    DatalabPageRateLimited,
     DatalabRateLimited,
     DatalabRequestRejected,
     DatalabResultExpired,
@@ -425,7 +426,16 @@ COMPLETE = {
 }
 
 
-@pytest.mark.parametrize("body", [{"status": "processing"}, COMPLETE])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "processing"},
+        COMPLETE,
+        # statuses Datalab has not documented are not finished: the caller keeps polling
+        {"status": "pending"},
+        {"status": "queued"},
+    ],
+)
 def test_check_returns_body(body: dict[str, Any]) -> None:
     client, recorder = client_for(reply(200, body))
     assert client.check(CHECK_URL) == body
@@ -444,22 +454,39 @@ def test_check_returns_body(body: dict[str, Any]) -> None:
             "Could not parse PDF",
         ),
         (
-            {"status": "complete", "success": False, "error": "Page rate limit exceeded"},
+            {"status": "complete", "success": False, "error": "Out of credits"},
             DatalabExtractionFailed,
-            "Page rate limit exceeded",
+            "Out of credits",
         ),
         ({"status": "failed"}, DatalabExtractionFailed, "no error text"),
-        ({"status": "queued"}, DatalabMalformedResponse, "queued"),
         ({"success": True}, DatalabMalformedResponse, "None"),
         ({"status": None}, DatalabMalformedResponse, "unknown status"),
+        ({"status": 3}, DatalabMalformedResponse, "unknown status"),
+        ({"status": "<script>" * 100}, DatalabMalformedResponse, "unknown status"),
         (["complete"], DatalabMalformedResponse, "not a JSON object"),
         ("not json", DatalabMalformedResponse, "not JSON"),
     ],
 )
 def test_check_failures(body: Any, error: type[Exception], text: str) -> None:
     client, _ = client_for(reply(200, body))
-    with pytest.raises(error, match=text):
+    with pytest.raises(error, match=text) as info:
         client.check(CHECK_URL)
+    assert type(info.value) is error  # not the page-rate throttle, which is a subclass
+
+
+def test_page_rate_limit_is_its_own_error() -> None:
+    # GIVEN a job Datalab ended because the team had too many pages in flight
+    body = {
+        "status": "complete",
+        "success": False,
+        "error": "Page rate limit exceeded. Your team has 6,000 pages in flight.",
+    }
+    client, _ = client_for(reply(200, body))
+    # WHEN it is checked THEN it is the throttle (a kind of failed extraction), not a failure
+    with pytest.raises(DatalabPageRateLimited, match="6,000 pages in flight") as info:
+        client.check(CHECK_URL)
+    assert isinstance(info.value, DatalabExtractionFailed)
+    assert info.value.reason == "page_rate_limited"
 
 
 @pytest.mark.parametrize(
@@ -474,7 +501,9 @@ def test_check_failures(body: Any, error: type[Exception], text: str) -> None:
         "https://user:pw@api.datalab.to/api/v1/extract/req-1",
         "https://api.datalab.to.evil.com/api/v1/extract/req-1",
         "//evil.com/api/v1/extract/req-1",
-        "/api/v1/extract/req-1",
+        "//evil.example/api/v1/extract/req-1",
+        "//api.datalab.to.evil.com/api/v1/extract/req-1",
+        "//user@api.datalab.to/api/v1/extract/req-1",
         "https://evil.com\\@api.datalab.to/",
         "https://[::1/",
         "",
@@ -500,6 +529,59 @@ def test_same_origin_check_url_is_trusted(url: str) -> None:
     client, recorder = client_for(reply(200, {"status": "processing"}))
     assert client.check(url) == {"status": "processing"}
     assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("relative", "absolute"),
+    [
+        ("/api/v1/extract/req-1", f"{API}/api/v1/extract/req-1"),
+        ("api/v1/extract/req-1", f"{API}/api/v1/extract/req-1"),
+        ("/api/v1/extract/req-1?x=1", f"{API}/api/v1/extract/req-1?x=1"),
+        # protocol-relative to our own host is same-origin after resolution, with our scheme
+        ("//api.datalab.to/api/v1/extract/req-1", f"{API}/api/v1/extract/req-1"),
+    ],
+)
+def test_relative_check_url_resolves_against_the_api_origin(relative: str, absolute: str) -> None:
+    client, recorder = client_for(reply(200, {"status": "processing"}))
+    assert client.check(relative) == {"status": "processing"}
+    [request] = recorder.requests
+    assert str(request.url) == absolute
+    assert request.headers["x-api-key"] == KEY
+
+
+def test_relative_check_url_keeps_the_origin_not_the_path_prefix() -> None:
+    client, recorder = client_for(reply(200, {"status": "processing"}), api_url=f"{API}/prefix")
+    client.check("/api/v1/extract/req-1")
+    assert str(recorder.requests[0].url) == f"{API}/api/v1/extract/req-1"
+
+
+def test_submit_returns_a_relative_check_url_resolved() -> None:
+    client, _ = client_for(reply(200, {**SUBMITTED, "request_check_url": "/api/v1/extract/req-1"}))
+    submission = client.submit(
+        io.BytesIO(b"%PDF-1.7"),
+        filename="a.pdf",
+        content_type="application/pdf",
+        page_schema=SCHEMA,
+        size=8,
+    )
+    assert submission == Submission(request_id="req-1", check_url=CHECK_URL)
+
+
+def test_submit_keeps_a_protocol_relative_check_url_for_check_to_refuse() -> None:
+    client, recorder = client_for(
+        reply(200, {**SUBMITTED, "request_check_url": "//evil.example/api/v1/extract/req-1"})
+    )
+    submission = client.submit(
+        io.BytesIO(b"%PDF-1.7"),
+        filename="a.pdf",
+        content_type="application/pdf",
+        page_schema=SCHEMA,
+        size=8,
+    )
+    assert submission.check_url == "https://evil.example/api/v1/extract/req-1"
+    with pytest.raises(UntrustedCheckUrl):
+        client.check(submission.check_url)
+    assert len(recorder.requests) == 1  # the submit; no poll went to evil.example
 
 
 def test_loopback_emulator_origin() -> None:

@@ -177,3 +177,193 @@ def test_unknown_fault_kind_is_refused() -> None:
 )
 def test_retry_after_format(seconds: float, header: str) -> None:
     assert _seconds(seconds) == header
+
+
+# ------------------------------------------------------------------ the team's limits (429 text)
+
+
+def test_limit_messages_are_datalabs() -> None:
+    # datalab-api.md: "You can make 400 requests every 60 seconds" / "400 concurrent requests"
+    clock = Clock()
+    per_minute = make(clock, rate_limit_per_minute=400)
+    for _ in range(400):
+        per_minute._admit()  # reserve the window without building 400 jobs
+    assert submit(per_minute).body == {"detail": "You can make 400 requests every 60 seconds"}
+    concurrent = make(clock, max_concurrent=1)
+    submit(concurrent)
+    concurrent.config.max_concurrent = 400
+    concurrent._admitted = 399
+    assert "400 concurrent requests" in submit(concurrent).body["detail"]
+
+
+# ------------------------------------------------------------------ pages in flight
+
+
+def test_claimed_pages_set_page_count_processing_time_and_cost() -> None:
+    clock = Clock()
+    emulator = make(clock, claimed_pages={"big": 2000}, processing_seconds_per_page=0.01)
+    accepted = submit(emulator, "big-report.pdf")
+    clock.now = 2 + 20 - 0.001  # 2 s base + 2,000 pages x 0.01 s
+    assert phase(poll(emulator, accepted)) == "processing"
+    clock.now = 2 + 20 + 8
+    body = poll(emulator, accepted).body
+    assert (body["status"], body["success"], body["page_count"]) == ("complete", True, 2000)
+    assert body["cost_breakdown"] == {"final_cost_cents": 2000}
+    # the values still come from the real page
+    assert json.loads(body["extraction_schema_json"])["invoice_number"] == "INV-1042"
+
+
+def test_claimed_pages_are_refused_when_not_positive() -> None:
+    with pytest.raises(ValueError, match="claimed_pages"):
+        EmulatorConfig(claimed_pages={"big": 0})
+    with pytest.raises(ValueError, match="max_pages_in_flight"):
+        EmulatorConfig(max_pages_in_flight=0)
+
+
+def test_the_default_limit_is_datalabs_5000_pages() -> None:
+    assert EmulatorConfig().max_pages_in_flight == 5000
+
+
+def test_over_the_pages_in_flight_limit_a_job_is_accepted_then_ends_unsuccessful() -> None:
+    # GIVEN a 5,000-page team limit and 2,000-page documents
+    clock = Clock()
+    emulator = make(clock, claimed_pages={"big": 2000}, processing_seconds_per_page=0.01)
+    # WHEN three are submitted together
+    first, second, third = (submit(emulator, f"big-{n}.pdf") for n in range(3))
+    # THEN all three are accepted (the limit is enforced during processing, not at submission)
+    assert [r.status for r in (first, second, third)] == [200, 200, 200]
+    # the third ends complete without success once its (short) processing is over
+    clock.now = 2.0
+    throttled = poll(emulator, third).body
+    assert (throttled["status"], throttled["success"]) == ("complete", False)
+    assert throttled["error"].startswith("Page rate limit exceeded. Your team has 6,000 pages")
+    assert "in flight" in throttled["error"]
+    assert throttled["cost_breakdown"] == {"final_cost_cents": 0}
+    assert emulator.stats["page_rate_limited"] == 1
+    assert emulator.stats["max_pages_in_flight_seen"] == 4000  # the throttled job holds none
+    # the first two process as usual
+    assert phase(poll(emulator, first)) == "processing"
+    clock.now = 30
+    assert poll(emulator, second).body["success"] is True
+    # once they are complete the team has room again: a resubmit goes through
+    again = submit(emulator, "big-2.pdf")
+    clock.now = 60
+    assert poll(emulator, again).body["success"] is True
+    assert emulator.stats["page_rate_limited"] == 1
+
+
+def test_pages_in_flight_count_jobs_until_complete_not_until_scored() -> None:
+    clock = Clock()
+    emulator = make(clock, claimed_pages={"big": 3000}, processing_seconds_per_page=0.001)
+    submit(emulator, "big-1.pdf")  # complete at 2 + 3 = 5 s, scored at 13 s
+    clock.now = 5.0
+    late = submit(emulator, "big-2.pdf")
+    clock.now = 20
+    assert poll(emulator, late).body["success"] is True
+
+
+def test_a_job_bigger_than_the_limit_runs_when_nothing_else_is_in_flight() -> None:
+    clock = Clock()
+    emulator = make(clock, max_pages_in_flight=100, claimed_pages={"big": 500})
+    accepted = submit(emulator, "big.pdf")
+    clock.now = 1000
+    assert poll(emulator, accepted).body["success"] is True
+
+
+def test_no_pages_limit_when_none() -> None:
+    clock = Clock()
+    emulator = make(
+        clock, max_pages_in_flight=None, claimed_pages={"big": 7000}, processing_seconds_per_page=0
+    )
+    replies = [submit(emulator, f"big-{n}.pdf") for n in range(3)]
+    clock.now = 100
+    assert all(poll(emulator, r).body["success"] for r in replies)
+    assert emulator.stats["page_rate_limited"] == 0
+
+
+def test_page_rate_limit_fault_throttles_whatever_the_pages() -> None:
+    clock = Clock()
+    emulator = make(clock)
+    emulator.add_fault(FaultRule(match="acme", kind="page_rate_limit", times=1))
+    throttled, clean = submit(emulator), submit(emulator)
+    clock.now = 30
+    assert poll(emulator, throttled).body["error"].startswith("Page rate limit exceeded")
+    assert poll(emulator, clean).body["success"] is True
+    assert emulator.stats["page_rate_limited"] == 1
+
+
+def test_success_false_is_a_failure_that_is_not_the_throttle() -> None:
+    clock = Clock()
+    emulator = make(clock)
+    emulator.add_fault(FaultRule(kind="success_false"))
+    accepted = submit(emulator)
+    clock.now = 30
+    body = poll(emulator, accepted).body
+    assert (body["status"], body["success"]) == ("complete", False)
+    assert not body["error"].startswith("Page rate limit exceeded")
+
+
+# ------------------------------------------------------------------ result-format faults
+
+
+def test_null_scores_fault_sends_placeholders_until_the_scores_arrive() -> None:
+    clock = Clock()
+    emulator = make(clock)
+    emulator.add_fault(FaultRule(kind="null_scores"))
+    accepted = submit(emulator)
+    names = list(json.loads(SCHEMA)["properties"])
+    clock.now = 3  # complete, not scored
+    body = poll(emulator, accepted).body
+    extraction = json.loads(body["extraction_schema_json"])
+    assert body["extraction_score_average"] is None
+    assert all(extraction[f"{name}_score"] == {"score": None} for name in names)
+    clock.now = 11  # scored
+    body = poll(emulator, accepted).body
+    extraction = json.loads(body["extraction_schema_json"])
+    assert body["extraction_score_average"] == 5.0
+    assert all(isinstance(extraction[f"{name}_score"]["score"], int) for name in names)
+
+
+def test_pending_fault_reports_an_undocumented_status_first() -> None:
+    clock = Clock()
+    emulator = make(clock, pending_seconds=4)
+    emulator.add_fault(FaultRule(kind="pending"))
+    accepted = submit(emulator)
+    timeline = []
+    for moment in (0, 3.999, 4, 6.999, 7, 15):
+        clock.now = moment
+        timeline.append(phase(poll(emulator, accepted)))
+    assert timeline == ["pending", "pending", "processing", "processing", "complete", "scored"]
+
+
+def test_pending_and_null_scores_together() -> None:
+    clock = Clock()
+    emulator = make(clock, pending_seconds=4)
+    emulator.add_fault(FaultRule(kind="pending"))
+    emulator.add_fault(FaultRule(kind="null_scores"))
+    accepted = submit(emulator)
+    assert phase(poll(emulator, accepted)) == "pending"
+    clock.now = 7
+    assert poll(emulator, accepted).body["extraction_score_average"] is None
+    assert emulator.stats["faults_injected"] == 2
+
+
+def test_relative_check_url_fault() -> None:
+    clock = Clock()
+    emulator = make(clock)
+    emulator.add_fault(FaultRule(match="acme", kind="relative_check_url", times=1))
+    relative = submit(emulator)
+    absolute = submit(emulator)
+    request_id = relative.body["request_id"]
+    assert relative.body["request_check_url"] == f"/api/v1/extract/{request_id}"
+    assert absolute.body["request_check_url"].startswith("http://emulator.test/")
+    # the relative one names a real job on this server
+    reply = call(
+        emulator,
+        httpx.Request(
+            "GET",
+            "http://emulator.test" + relative.body["request_check_url"],
+            headers={"X-API-Key": emulator.api_key},
+        ),
+    )
+    assert reply.body == {"status": "processing"}

@@ -23,7 +23,7 @@ from doctriage_core.pipeline import (
     _PrefixedStream,
     check_extraction,
     evaluate_document,
-    has_scores,
+    latest_request,
     result_key_for,
     store_record,
     submit_upload,
@@ -214,7 +214,8 @@ class FakeDatalab:
         )
         if self.submit_error is not None:
             raise self.submit_error
-        return FakeSubmission("req-1", "https://www.datalab.to/api/v1/extract/req-1")
+        n = len(self.submitted)  # req-1, req-2, ...: each accepted submission is a new request
+        return FakeSubmission(f"req-{n}", f"https://www.datalab.to/api/v1/extract/req-{n}")
 
     def check(self, check_url: str) -> dict[str, Any]:
         self.checked.append(check_url)
@@ -222,52 +223,6 @@ class FakeDatalab:
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
-# ------------------------------------------------------------------ has_scores
-
-
-def _extraction(**values: Any) -> dict[str, Any]:
-    return {"status": "complete", "extraction_schema_json": json.dumps(values)}
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        ({"extraction_score_average": 4.5, "extraction_schema_json": "{}"}, True),
-        ({"extraction_score_average": None, "extraction_schema_json": "{}"}, False),
-        ({"extraction_schema_json": "{}"}, False),
-        (_extraction(total=5, total_score={"score": 4, "reasoning": "ok"}), True),
-        # the extraction already parsed into a dict counts the same
-        ({"extraction_schema_json": {"total": 5, "total_score": {"score": 4}}}, True),
-        # a score with no field next to it is not a field score
-        (_extraction(total=5, other_score={"score": 4}), False),
-        # a property named credit_score holding a string is a value, not a score
-        (_extraction(credit_score="750", credit_score_citations=["/page/0/Line/1"]), False),
-        (_extraction(credit="A", credit_score="750"), False),
-        # a score object without "score"
-        (_extraction(total=5, total_score={"reasoning": "pending"}), False),
-        ({"extraction_schema_json": "{not json"}, False),
-        ({"extraction_schema_json": "[1, 2]"}, False),
-        ({"extraction_schema_json": None}, False),
-    ],
-    ids=[
-        "average",
-        "average-null",
-        "average-absent",
-        "field-score",
-        "parsed-dict",
-        "score-without-field",
-        "property-named-credit_score",
-        "credit-and-string-credit_score",
-        "score-without-score-key",
-        "not-json",
-        "json-list",
-        "null-extraction",
-    ],
-)
-def test_has_scores(body: dict[str, Any], expected: bool) -> None:
-    assert has_scores(body) is expected
 
 
 # ------------------------------------------------------------------ _PrefixedStream
@@ -369,7 +324,7 @@ def _check(
         now=Clock(at),
         rng=random.Random(7),
     )
-    assert datalab.checked == [state["datalab"]["check_url"]]
+    assert datalab.checked == [latest_request(state)["check_url"]]
     return out, store, datalab
 
 
@@ -545,6 +500,229 @@ def test_time_scale_compresses_elapsed_time() -> None:
     assert out["phase"] == "scores_unavailable"
 
 
+# ------------------------------------------------------------------ the page-rate throttle
+
+PAGE_RATE = errors.DatalabPageRateLimited(
+    "Datalab throttled the job: Page rate limit exceeded. Your team has 6,000 pages in flight."
+)
+UPLOAD_KEY = "incoming/invoice/a.pdf"
+
+
+def _throttle_store() -> FakeStore:
+    """What a resubmit reads: the upload (by version) and the schema (by version)."""
+    store = FakeStore()
+    store.add(UPLOAD_KEY, PDF)
+    store.add("schemas/invoice.json", json.dumps(SCHEMA).encode())
+    return store
+
+
+def _poll(
+    state: dict[str, Any], datalab: FakeDatalab, store: FakeStore, *, at: float, **settings: Any
+) -> dict[str, Any]:
+    return check_extraction(
+        state,
+        datalab=datalab,
+        store=store,
+        settings=make_settings(**settings),
+        now=Clock(at),
+        rng=random.Random(7),
+    )
+
+
+def test_a_page_rate_limited_job_backs_off_instead_of_failing() -> None:
+    # GIVEN Datalab ended the job complete/success:false because of the page rate limit
+    # WHEN it is polled
+    out, store, datalab = _check(_state(), PAGE_RATE, at=T0 + 30)
+    # THEN the document waits to be resubmitted: not ready, nothing stored, nothing sent yet
+    assert out["ready"] is False
+    assert out["phase"] == "throttled"
+    assert out["phase_polls"] == 1
+    assert 10 <= out["next_wait_seconds"] <= 20  # first backoff: half to all of 20 s
+    assert out["datalab"] == {**_state()["datalab"], "submissions": 1}
+    assert store.puts == []
+    assert datalab.submitted == []
+
+
+def test_after_the_backoff_the_poll_resubmits_the_same_upload_and_schema() -> None:
+    # GIVEN a document throttled once
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    store = _throttle_store()
+    datalab = FakeDatalab()
+    datalab.submitted.append({"data": b"", "filename": "earlier submit"})  # req-1 was submit's
+    # WHEN the next poll runs
+    out = _poll(_state(throttled), datalab, store, at=T0 + 50)
+    # THEN it sent exactly what submit sends, checked nothing, and polls the new request next
+    assert datalab.checked == []
+    resent = datalab.submitted[-1]
+    assert resent == {
+        "data": PDF,
+        "filename": "a.pdf",
+        "content_type": "application/pdf",
+        "page_schema": json.dumps(SCHEMA),
+        "size": 50_000,
+    }
+    assert all(stream.was_closed for stream in store.opened)
+    assert out["datalab"] == {
+        "request_id": "req-2",
+        "check_url": "https://www.datalab.to/api/v1/extract/req-2",
+        "submissions": 2,
+    }
+    assert (out["ready"], out["phase"], out["phase_polls"]) == (False, "submitted", 0)
+    assert out["next_wait_seconds"] >= 1
+    assert out["polls"] == 2
+
+
+def test_later_polls_use_the_latest_request_and_carry_the_count() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    resubmitted = _poll(_state(throttled), FakeDatalab(), _throttle_store(), at=T0 + 50)
+    # _check asserts the poll went to resubmitted["datalab"]["check_url"]
+    processing, _, _ = _check(_state(resubmitted), PROCESSING, at=T0 + 55)
+    assert processing["phase"] == "processing"
+    assert processing["datalab"] == resubmitted["datalab"]
+    scored, _, _ = _check(_state(processing), SCORED, at=T0 + 80)
+    assert scored["ready"] is True
+    assert scored["datalab"] == resubmitted["datalab"]
+
+
+def test_throttled_again_waits_longer() -> None:
+    state = _state()
+    state["datalab"]["submissions"] = 3  # two resubmits were throttled already
+    waits = []
+    for seed in range(20):
+        datalab = FakeDatalab(answers=[PAGE_RATE])
+        out = check_extraction(
+            state,
+            datalab=datalab,
+            store=FakeStore(),
+            settings=make_settings(),
+            now=Clock(T0 + 300),
+            rng=random.Random(seed),
+        )
+        waits.append(out["next_wait_seconds"])
+        assert out["phase_polls"] == 3
+    assert all(40 <= w <= 80 for w in waits)  # 20 s doubled twice, upper-half jitter
+    assert len(set(waits)) > 5
+
+
+def test_the_backoff_never_waits_past_the_processing_deadline() -> None:
+    out, _, _ = _check(_state(), PAGE_RATE, at=T0 + 1795)
+    assert out["phase"] == "throttled"
+    assert out["next_wait_seconds"] <= 6
+
+
+def test_throttled_past_the_processing_deadline_fails_as_timeout() -> None:
+    with pytest.raises(errors.DeadlineExceeded, match="page rate limit"):
+        _check(_state(), PAGE_RATE, at=T0 + 1800)
+
+
+def test_a_resubmit_due_past_the_deadline_sends_nothing_and_times_out() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 1790)
+    datalab = FakeDatalab()
+    with pytest.raises(errors.DeadlineExceeded, match="1 submissions"):
+        _poll(_state(throttled), datalab, _throttle_store(), at=T0 + 1801)
+    assert datalab.submitted == []
+
+
+def test_a_resubmit_answered_429_with_retry_after_stays_throttled() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    datalab = FakeDatalab(submit_error=errors.DatalabRateLimited("429", retry_after=45))
+    out = _poll(_state(throttled), datalab, _throttle_store(), at=T0 + 50)
+    assert out["phase"] == "throttled"
+    assert out["next_wait_seconds"] >= 45
+    assert out["datalab"]["submissions"] == 1  # Datalab accepted nothing
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        errors.DatalabRateLimited("429"),  # no Retry-After: the state machine's Retry backs off
+        errors.DatalabServerError("503"),
+        errors.DatalabRequestRejected("422"),
+    ],
+)
+def test_other_resubmit_errors_propagate_by_class(error: Exception) -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    with pytest.raises(type(error)):
+        _poll(_state(throttled), FakeDatalab(submit_error=error), _throttle_store(), at=T0 + 50)
+
+
+def test_a_resubmit_of_an_upload_gone_since_fails_the_document() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    store = FakeStore()
+    store.add("schemas/invoice.json", json.dumps(SCHEMA).encode())
+    store.open = lambda key, version_id: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        errors.InvalidDocument("gone", reason="object_missing")
+    )
+    with pytest.raises(errors.InvalidDocument):
+        _poll(_state(throttled), FakeDatalab(), store, at=T0 + 50)
+
+
+def test_any_other_unsuccessful_completion_still_fails() -> None:
+    with pytest.raises(errors.DatalabExtractionFailed) as info:
+        _check(_state(), errors.DatalabExtractionFailed("Out of credits"), at=T0 + 30)
+    assert type(info.value) is errors.DatalabExtractionFailed
+
+
+def test_an_unknown_status_keeps_polling_until_the_deadline() -> None:
+    out, _, _ = _check(_state(), {"status": "pending"}, at=T0 + 10)
+    assert (out["ready"], out["phase"]) == (False, "processing")
+    with pytest.raises(errors.DeadlineExceeded):
+        _check(_state(), {"status": "pending"}, at=T0 + 1800)
+
+
+def test_null_score_placeholders_keep_the_poll_waiting() -> None:
+    placeholders = {
+        **UNSCORED,
+        "extraction_score_average": None,
+        "extraction_schema_json": json.dumps(
+            {
+                "invoice_number": "INV-1",
+                "invoice_number_score": {"score": None},
+                "total": 5,
+                "total_score": {"score": None},
+            }
+        ),
+    }
+    out, store, _ = _check(_state(), placeholders, at=T0 + 20)
+    assert (out["ready"], out["phase"]) == (False, "unscored")
+    later, _, _ = _check(_state(out), SCORED, at=T0 + 30, store=store)
+    assert (later["ready"], later["scored"]) == (True, True)
+
+
+def test_the_record_names_the_latest_request_and_how_many_submissions_it_took() -> None:
+    # GIVEN a document throttled once, resubmitted, then scored
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    resubmitted = _poll(_state(throttled), FakeDatalab(), _throttle_store(), at=T0 + 50)
+    env = _eval_env(SCORED)
+    scored, _, _ = _check(_state(resubmitted), SCORED, at=T0 + 80, store=env.store)
+    # WHEN it is evaluated
+    _evaluate(env, _state(scored))
+    # THEN the record carries the request whose result it kept, and 2 submissions
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record["status"] == "complete"
+    assert record["datalab"]["request_id"] == resubmitted["datalab"]["request_id"]
+    assert record["datalab"]["submissions"] == 2
+
+
+def test_a_failure_after_resubmits_records_them() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    resubmitted = _poll(_state(throttled), FakeDatalab(), _throttle_store(), at=T0 + 50)
+    state = _state(resubmitted)
+    state["failure"] = {
+        "Error": "DeadlineExceeded",
+        "Cause": _lambda_cause("DeadlineExceeded", "x"),
+    }
+    env = _eval_env()
+    env.store.add("schemas/invoice.json", json.dumps(SCHEMA).encode())
+    _evaluate(env, state)
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record["flags"] == ["extraction_failed:timeout"]
+    assert record["datalab"]["request_id"] == resubmitted["datalab"]["request_id"]
+    assert record["datalab"]["submissions"] == 2
+
+
 # ------------------------------------------------------------------ submit_upload
 
 
@@ -628,6 +806,7 @@ def test_submit_starts_a_workflow_with_only_keys_and_ids_in_its_state() -> None:
     assert state["datalab"] == {
         "request_id": "req-1",
         "check_url": "https://www.datalab.to/api/v1/extract/req-1",
+        "submissions": 1,
     }
     assert state["submitted_at"] == iso(T0)
     assert isinstance(state["first_wait_seconds"], int)
@@ -873,7 +1052,11 @@ def test_evaluate_a_scored_result_is_auto_and_sends_nothing() -> None:
     record = env.results.items["doc-1"]
     assert_valid_record(record)
     assert record["fields"]["total"]["confidence"] == 0.75
-    assert record["datalab"] == {"request_id": "req-1", "result_key": result_key_for("doc-1")}
+    assert record["datalab"] == {
+        "request_id": "req-1",
+        "result_key": result_key_for("doc-1"),
+        "submissions": 1,
+    }
     assert record["submitted_at"] == iso(T0)
     assert record["completed_at"] == iso(T0 + 60)
     assert env.queue.messages == []
@@ -959,7 +1142,11 @@ def test_evaluate_with_a_failure_records_the_reason(
     record = env.results.items["doc-1"]
     assert_valid_record(record)
     assert record["error"] == {"type": error, "message": message}
-    assert record["datalab"] == {"request_id": "req-1", "result_key": result_key_for("doc-1")}
+    assert record["datalab"] == {
+        "request_id": "req-1",
+        "result_key": result_key_for("doc-1"),
+        "submissions": 1,
+    }
     assert record["document_type"] == "invoice"
     assert record["submitted_at"] == iso(T0)
     [sent] = env.queue.messages

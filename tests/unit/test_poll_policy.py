@@ -145,7 +145,14 @@ def test_unscored_cadence_shorter_than_processing_cap(pages: int | None, size: i
 
 
 @given(
-    obs=observations.filter(lambda o: o.retry_after is None and o.seconds_to_deadline is None),
+    obs=observations.filter(
+        lambda o: (
+            o.retry_after is None
+            and o.seconds_to_deadline is None
+            # throttled waits have their own, wider jitter (test_throttled_waits_...)
+            and o.phase != "throttled"
+        )
+    ),
     seed=st.integers(),
 )
 def test_jitter_is_bounded(obs: PollObservation, seed: int) -> None:
@@ -234,3 +241,39 @@ def test_observation_refuses_nonsense(kwargs: dict[str, object]) -> None:
 def test_policy_refuses_nonsense(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=r"must|need"):
         PollPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ throttled (page rate limit)
+
+NO_THROTTLE_JITTER = replace(DEFAULT_POLICY, throttle_jitter=0.0)
+
+
+@pytest.mark.parametrize(
+    ("submissions", "expected"),
+    [(1, 20), (2, 40), (3, 80), (4, 160), (5, 300), (9, 300), (10_000, 300)],
+)
+def test_throttled_waits_double_with_each_submission_then_cap(
+    submissions: int, expected: int
+) -> None:
+    obs = PollObservation("throttled", submissions, 100.0)
+    assert next_wait_seconds(obs, NO_THROTTLE_JITTER) == expected
+
+
+@given(submissions=st.integers(1, 50), seed=st.integers())
+def test_throttled_waits_are_jittered_over_the_upper_half(submissions: int, seed: int) -> None:
+    ceiling = next_wait_seconds(PollObservation("throttled", submissions, 0.0), NO_THROTTLE_JITTER)
+    seconds = next_wait_seconds(
+        PollObservation("throttled", submissions, 0.0), DEFAULT_POLICY, random.Random(seed)
+    )
+    assert math.floor(ceiling / 2) <= seconds <= ceiling
+
+
+def test_throttled_burst_spreads_out() -> None:
+    rng = random.Random(3)
+    waits = {next_wait_seconds(PollObservation("throttled", 1, 0.0), rng=rng) for _ in range(100)}
+    assert len(waits) >= 8  # ten documents throttled together do not come back together
+
+
+def test_throttled_wait_is_bounded_by_the_deadline() -> None:
+    obs = PollObservation("throttled", 6, 1000.0, seconds_to_deadline=12.4)
+    assert next_wait_seconds(obs, NO_THROTTLE_JITTER) == 13

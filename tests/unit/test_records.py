@@ -99,7 +99,12 @@ def test_complete_record_auto() -> None:
         "etag": '"e"',
         "size": 123,
     }
-    assert record["datalab"] == {"request_id": "req-1", "result_key": "results/doc-abc.json"}
+    # one submission unless the caller says otherwise (a page-rate resubmit does)
+    assert record["datalab"] == {
+        "request_id": "req-1",
+        "result_key": "results/doc-abc.json",
+        "submissions": 1,
+    }
     assert record["error"] is None
     assert record["fields"]["invoice_number"]["bbox"] == pytest.approx(
         {"x": 0.1, "y": 0.1, "width": 0.1, "height": 0.1}
@@ -155,7 +160,7 @@ def test_failed_record() -> None:
     assert record["document_type"] == "invoice"
     assert record["human_review_threshold"] == 0.85
     assert record["error"] == {"type": "DeadlineExceeded", "message": "Datalab did not finish"}
-    assert record["datalab"] == {"request_id": "req-1", "result_key": None}
+    assert record["datalab"] == {"request_id": "req-1", "result_key": None, "submissions": 1}
     assert record["submitted_at"] is None
     message = review_message(record)
     assert_valid_review_message(message)
@@ -230,3 +235,11 @@ def test_review_message_contract_requires_version() -> None:
             assert_valid_review_message(broken)
     with pytest.raises(AssertionError):
         assert_valid_review_message(complete(GOOD) | {"schema_version": "1"})
+
+
+def test_a_record_without_a_datalab_request_has_no_submissions_and_one_with_them_counts() -> None:
+    never_sent = failed(request_id=None)
+    assert never_sent["datalab"]["submissions"] is None
+    resubmitted = failed(request_id="req-3", submissions=3)
+    assert_valid_record(resubmitted)
+    assert resubmitted["datalab"]["submissions"] == 3

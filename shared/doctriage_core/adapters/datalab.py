@@ -26,6 +26,7 @@ from doctriage_core.errors import (
     DatalabAuthError,
     DatalabExtractionFailed,
     DatalabMalformedResponse,
+    DatalabPageRateLimited,
     DatalabRateLimited,
     DatalabRequestRejected,
     DatalabResultExpired,
@@ -39,7 +40,9 @@ from doctriage_core.errors import (
 EXTRACT_PATH = "/api/v1/extract"
 CONNECT_TIMEOUT = 5.0
 CHUNK_SIZE = 64 * 1024
-STATUSES = frozenset({"processing", "complete", "failed"})
+# Datalab's page-rate throttle: a ``complete`` job with ``success: false`` and this error text.
+PAGE_RATE_LIMIT_PREFIX = "Page rate limit exceeded"
+_STATUS_TEXT = re.compile(r"^[a-z_]{1,40}$")
 _MAX_TEXT = 500  # how much of Datalab's error text goes into a message
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a valid header value, nothing to echo
@@ -171,13 +174,37 @@ class DatalabClient:
             self._fail(DatalabMalformedResponse("submit response has no request_id"))
         if not (isinstance(check_url, str) and check_url):
             self._fail(DatalabMalformedResponse("submit response has no request_check_url"))
-        return Submission(request_id=request_id, check_url=check_url)
+        return Submission(request_id=request_id, check_url=self.resolve_check_url(check_url))
+
+    def resolve_check_url(self, check_url: str) -> str:
+        """``check_url`` made absolute against the configured API URL (RFC 3986 resolution).
+
+        ``/api/v1/extract/<id>`` becomes ``<api origin>/api/v1/extract/<id>``; an absolute URL
+        is returned as it is. A protocol-relative ``//host/...`` resolves to *that* host, so
+        :meth:`check` still refuses it when it is not the configured origin. Trust is decided by
+        :meth:`check`, never here.
+        """
+        try:
+            url = httpx.URL(check_url)
+        except httpx.InvalidURL:
+            return check_url  # check() refuses it with a clear message
+        if url.is_absolute_url or not check_url:
+            return check_url
+        try:
+            return str(httpx.URL(self.api_url + "/").join(url))
+        except httpx.InvalidURL:
+            return check_url
 
     def check(self, check_url: str) -> dict[str, Any]:
-        """Poll once: the parsed body while ``processing`` or once ``complete`` (scored or not).
+        """Poll once: the parsed body while not terminal or once ``complete`` (scored or not).
 
-        ``failed``, or ``complete`` with ``success: false``, raises DatalabExtractionFailed.
+        A status other than ``complete`` or ``failed`` (``processing``, and any other word
+        Datalab may add, such as ``pending``) is returned as not finished: the caller keeps
+        polling, bounded by its deadline. ``failed``, or ``complete`` with ``success: false``,
+        raises DatalabExtractionFailed; the page-rate throttle raises its subclass
+        DatalabPageRateLimited. A relative ``check_url`` is resolved against the API URL first.
         """
+        check_url = self.resolve_check_url(check_url)
         self._check_trusted(check_url)
         try:
             response = self._http.get(check_url, headers={"X-API-Key": self._key})
@@ -187,12 +214,15 @@ class DatalabClient:
             self._fail(DatalabResultExpired(f"Datalab no longer knows {_clip(check_url)}"))
         data = self._json_body(response, "poll")
         status = data.get("status")
-        if status not in STATUSES:
+        if not (isinstance(status, str) and _STATUS_TEXT.match(status)):
             self._fail(DatalabMalformedResponse(f"poll: unknown status {_clip(repr(status))}"))
         if status == "failed":
             self._fail(DatalabExtractionFailed(f"Datalab extraction failed: {_text(data)}"))
         if status == "complete" and data.get("success") is False:
-            self._fail(DatalabExtractionFailed(f"Datalab completed without success: {_text(data)}"))
+            text = _text(data)
+            if text.startswith(PAGE_RATE_LIMIT_PREFIX):
+                self._fail(DatalabPageRateLimited(f"Datalab throttled the job: {text}"))
+            self._fail(DatalabExtractionFailed(f"Datalab completed without success: {text}"))
         return data
 
     # --- helpers ---------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ Decisions where the contract is silent:
 - found: false for null/absent, blank (whitespace-only) strings, ``[]`` and ``{}``; the value is
   then null and the confidence 0.0 whatever the score says, even when scores are unavailable.
 - A score is usable only if ``P_score`` is an object whose ``score`` is an integer 1..5 (an
-  integral float such as ``4.0`` counts as 4; ``3.5``, ``"4"``, booleans and out-of-range numbers
-  do not). An unusable score is no score: ``score`` and ``confidence`` null (``reasoning`` is kept
-  when it is a string).
+  integral float such as ``4.0`` counts as 4; ``3.5``, ``"4"``, null, booleans and out-of-range
+  numbers do not): ``domain/extraction.read_score``, the same rule the poll step uses to decide
+  that scores have arrived. An unusable score is no score: ``score`` and ``confidence`` null
+  (``reasoning`` is kept when it is a string).
 - A found field without a usable score while other fields have scores is flagged
   ``low_confidence_field:<name>`` (nothing vouches for it), unless its threshold is 0.0.
 - When no field has a usable score (``scores_available=False``, or Datalab sent none that we can
@@ -33,7 +34,6 @@ Decisions where the contract is silent:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -41,13 +41,14 @@ from typing import Any, Literal
 import fastjsonschema
 
 from doctriage_core.domain.citations import index_blocks, locate
+from doctriage_core.domain.extraction import field_score, parse_extraction
 from doctriage_core.domain.schemas import (
     THRESHOLD_KEY,
     document_threshold,
     parse_threshold,
     property_validator,
 )
-from doctriage_core.errors import DatalabMalformedResponse, SchemaInvalid
+from doctriage_core.errors import SchemaInvalid
 
 CLASSIFIER_PROPERTY = "document_type"
 ReviewStatus = Literal["auto", "needs_review"]
@@ -100,25 +101,6 @@ class Evaluation:
         }
 
 
-def parse_extraction(result: object) -> dict[str, Any]:
-    """The extracted object from ``extraction_schema_json`` (a JSON string, or already a dict)."""
-    if not isinstance(result, dict):
-        raise DatalabMalformedResponse("the Datalab result is not a JSON object")
-    raw = result.get("extraction_schema_json")
-    if isinstance(raw, str | bytes):
-        try:
-            data = json.loads(raw, parse_constant=lambda _: None)
-        except ValueError as exc:
-            raise DatalabMalformedResponse(f"extraction_schema_json is not JSON: {exc}") from exc
-    else:
-        data = raw
-    if not isinstance(data, dict):
-        raise DatalabMalformedResponse(
-            f"extraction_schema_json must be a JSON object, got {type(data).__name__}"
-        )
-    return data
-
-
 def _finite(value: Any) -> Any:
     """Non-finite floats (NaN, inf) become null: they are not JSON and not data."""
     if isinstance(value, float):
@@ -138,22 +120,6 @@ def is_found(value: Any) -> bool:
     if isinstance(value, list | dict):
         return bool(value)
     return True
-
-
-def read_score(raw: object) -> tuple[int | None, str | None]:
-    """(score, reasoning) from ``P_score``; score None when unusable (see module docstring)."""
-    if not isinstance(raw, dict):
-        return None, None
-    reasoning = raw.get("reasoning")
-    reasoning = reasoning if isinstance(reasoning, str) else None
-    score = raw.get("score")
-    if isinstance(score, bool) or not isinstance(score, int | float):
-        return None, reasoning
-    if isinstance(score, float) and not score.is_integer():
-        return None, reasoning
-    if not 1 <= score <= 5:
-        return None, reasoning
-    return int(score), reasoning
 
 
 def _read_citations(raw: object) -> list[str]:
@@ -232,9 +198,7 @@ def evaluate_extraction(
     for name in properties:
         raw = _finite(extracted.get(name))
         found = is_found(raw)
-        score, reasoning = (
-            read_score(extracted.get(f"{name}_score")) if scores_available else (None, None)
-        )
+        score, reasoning = field_score(extracted, name) if scores_available else (None, None)
         confidence: float | None
         if not found:
             confidence = 0.0

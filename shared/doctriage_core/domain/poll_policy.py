@@ -12,6 +12,10 @@ three: Poll task, Choice, Wait) and Datalab rate-limits requests per key. So:
   minute after ``complete``, so a late ``complete`` is mostly hidden behind that lag;
 * once ``complete`` but unscored, poll on a shorter flat cadence, slower for long documents
   (whoever waited minutes for 300 pages does not need the scores to the second);
+* throttled (Datalab ended the job with its page-rate limit: too many of the team's pages in
+  flight), wait before resubmitting: exponential in the number of submissions so far, with
+  full jitter on the upper half, so a throttled burst comes back spread out rather than all at
+  once into the same limit;
 * jitter spreads polls of documents uploaded together; ``Retry-After`` is a floor; the deadline
   is a ceiling (deadline + 1 s, so the poll after the wait sees it passed).
 """
@@ -23,8 +27,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-Phase = Literal["submitted", "processing", "unscored"]
-PHASES: tuple[Phase, ...] = ("submitted", "processing", "unscored")
+Phase = Literal["submitted", "processing", "unscored", "throttled"]
+PHASES: tuple[Phase, ...] = ("submitted", "processing", "unscored", "throttled")
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ class PollPolicy:
     scoring_wait: float = 5.0
     scoring_fraction: float = 0.06
     scoring_cap: float = 15.0
+    # Throttled by the page-rate limit: before the n-th resubmit wait between half and all of
+    # ``throttle_base * 2 ** (n - 1)``, at most ``throttle_cap``. The base is about how long a
+    # few hundred pages of other documents take to leave the team's pages in flight.
+    throttle_base: float = 20.0
+    throttle_cap: float = 300.0
+    # Full jitter on the upper part: the wait is drawn from [1 - throttle_jitter, 1] of that.
+    throttle_jitter: float = 0.5
     # +- this fraction of every wait, so documents submitted together do not poll together.
     jitter: float = 0.1
     min_wait: int = 1
@@ -57,14 +68,16 @@ class PollPolicy:
     def __post_init__(self) -> None:
         if self.growth <= 1:
             raise ValueError("growth must be above 1")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
+        if not 0 <= self.jitter < 1 or not 0 <= self.throttle_jitter < 1:
+            raise ValueError("jitter and throttle_jitter must be in [0, 1)")
         if self.min_wait < 1:
             raise ValueError("min_wait must be at least 1 s")
         if not self.min_wait <= self.processing_min <= self.processing_cap:
             raise ValueError("need min_wait <= processing_min <= processing_cap")
         if not self.min_wait <= self.scoring_wait <= self.scoring_cap:
             raise ValueError("need min_wait <= scoring_wait <= scoring_cap")
+        if not self.min_wait <= self.throttle_base <= self.throttle_cap:
+            raise ValueError("need min_wait <= throttle_base <= throttle_cap")
         if self.bytes_per_page <= 0 or self.first_wait_fraction <= 0 or self.first_wait_cap < 1:
             raise ValueError("bytes_per_page, first_wait_fraction, first_wait_cap must be positive")
 
@@ -77,8 +90,9 @@ class PollObservation:
     """Where a document stands when the next wait is chosen.
 
     ``polls_in_phase`` counts the polls already made whose answer put the document in this phase
-    (0 for ``submitted``). ``seconds_in_phase`` runs from submit for ``submitted`` and
-    ``processing``, from the first poll that saw ``complete`` for ``unscored``.
+    (0 for ``submitted``; for ``throttled``, the submissions Datalab throttled so far, >= 1).
+    ``seconds_in_phase`` runs from submit for ``submitted``, ``processing`` and ``throttled``,
+    from the first poll that saw ``complete`` for ``unscored``.
     """
 
     phase: Phase
@@ -116,10 +130,13 @@ def expected_processing_seconds(
 def next_wait_seconds(
     obs: PollObservation, policy: PollPolicy = DEFAULT_POLICY, rng: random.Random | None = None
 ) -> int:
-    """Whole seconds (>= 1) to wait before the next poll."""
+    """Whole seconds (>= 1) to wait before the next poll (or, throttled, the resubmit)."""
     wait = _model_wait(obs, policy)
     draw = rng.random() if rng is not None else random.random()
-    wait *= 1 + policy.jitter * (2 * draw - 1)
+    if obs.phase == "throttled":
+        wait *= 1 - policy.throttle_jitter * draw  # a throttled burst comes back spread out
+    else:
+        wait *= 1 + policy.jitter * (2 * draw - 1)
     seconds = max(policy.min_wait, math.floor(wait + 0.5))
     if obs.retry_after is not None:
         seconds = max(seconds, math.ceil(max(0.0, min(obs.retry_after, 1e9))))
@@ -139,6 +156,9 @@ def _model_wait(obs: PollObservation, policy: PollPolicy) -> float:
     if obs.phase == "processing":
         wait = (policy.growth - 1) * elapsed
         return min(policy.processing_cap, max(policy.processing_min, wait))
+    if obs.phase == "throttled":
+        exponent = min(max(0, obs.polls_in_phase - 1), 30)
+        return min(policy.throttle_cap, policy.throttle_base * 2**exponent)
     return min(policy.scoring_cap, max(policy.scoring_wait, policy.scoring_fraction * expected))
 
 

@@ -24,8 +24,14 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _datalab(request_id: str | None, result_key: str | None) -> dict[str, str | None]:
-    return {"request_id": request_id, "result_key": result_key}
+def _datalab(
+    request_id: str | None, result_key: str | None, submissions: int | None
+) -> dict[str, Any]:
+    # submissions: how many times Datalab accepted the document (more than 1 after page-rate
+    # resubmits); null only when it never got a request id from Datalab.
+    if submissions is None and request_id is not None:
+        submissions = 1
+    return {"request_id": request_id, "result_key": result_key, "submissions": submissions}
 
 
 def complete_record(
@@ -36,6 +42,7 @@ def complete_record(
     result_key: str | None,
     submitted_at: str | None,
     completed_at: str,
+    submissions: int | None = None,
 ) -> dict[str, Any]:
     """The record of a document Datalab extracted (review_status auto or needs_review)."""
     return {
@@ -43,7 +50,7 @@ def complete_record(
         "status": "complete",
         **evaluation.to_dict(),
         "source": document.source(),
-        "datalab": _datalab(request_id, result_key),
+        "datalab": _datalab(request_id, result_key, submissions),
         "error": None,
         "submitted_at": submitted_at,
         "completed_at": completed_at,
@@ -69,6 +76,7 @@ def failed_record(
     result_key: str | None = None,
     submitted_at: str | None = None,
     completed_at: str,
+    submissions: int | None = None,
 ) -> dict[str, Any]:
     """The record of a document that could not be extracted: needs_review, never dropped.
 
@@ -87,7 +95,7 @@ def failed_record(
         "human_review_threshold": _safe_threshold(threshold),
         "fields": {},
         "source": document.source(),
-        "datalab": _datalab(request_id, result_key),
+        "datalab": _datalab(request_id, result_key, submissions),
         "error": {"type": error_type or "Error", "message": str(message)[:MAX_ERROR_MESSAGE]},
         "submitted_at": submitted_at,
         "completed_at": completed_at,
