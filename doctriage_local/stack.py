@@ -859,7 +859,13 @@ def _install_patches() -> None:
         else:
             print(*args, file=sys.stderr)
 
+    from aws_lambda_powertools import Logger
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as emf
+
+    # Lambda runs one event per container; here concurrent invocations share one Logger, so each
+    # thread keeps its own context (function name, request id, correlation id).
+    Logger.append_keys = Logger.thread_safe_append_keys  # type: ignore[method-assign]
+    Logger.remove_keys = Logger.thread_safe_remove_keys  # type: ignore[method-assign]
 
     emf.print = emf_print  # type: ignore[attr-defined]
     LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]

@@ -66,7 +66,7 @@ def test_a_role_is_denied_what_its_function_does_not_need(stack):
                 TableName=stack.physical["ResultsTable"], Item={"document_id": {"S": "forged"}}
             )
         )
-        _denied(lambda: s3.get_object(Bucket=stack.bucket, Key="schemas/invoice.json"))
+        _denied(lambda: s3.get_object(Bucket=stack.bucket, Key="results/doc-x/datalab-result.json"))
     with iam.acting_as(stack.role_credentials["EvaluateRole"]):
         _denied(lambda: secrets.get_secret_value(SecretId=stack.physical["DatalabApiKeySecret"]))
 
