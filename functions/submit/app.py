@@ -160,7 +160,9 @@ def _delay_redelivery(record: SQSRecord, receive_count: int, retry_after: float 
     delay = redelivery_delay_seconds(receive_count, retry_after)
     _redeliver_after(record, delay)
     logger.warning(
-        "Datalab unavailable; will retry", redelivery_in_seconds=delay, receive_count=receive_count
+        "Datalab or S3 unavailable; will retry",
+        redelivery_in_seconds=delay,
+        receive_count=receive_count,
     )
 
 
