@@ -762,6 +762,22 @@ def test_bad_input_is_recorded_as_failed_without_calling_datalab(
         assert env.store.opened == []  # decided from the key and HEAD: nothing downloaded
 
 
+def test_a_schema_with_a_remote_ref_fails_the_document_without_reading_it(tmp_path) -> None:
+    # GIVEN a schema whose property refers to a readable schema outside it
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"type": "string"}))
+    env = _env()
+    schema = {"properties": {"invoice_number": {"$ref": outside.as_uri()}}}
+    env.store.add("schemas/broken.json", json.dumps(schema).encode())
+    env.store.add("incoming/broken/b.pdf", PDF)
+    # WHEN an upload of that type is submitted
+    outcome = _submit(env, "incoming/broken/b.pdf")
+    # THEN it fails as a broken schema does, saying why, and Datalab never sees it
+    record = _assert_failed(env, outcome, "schema_invalid")
+    assert "not a local reference" in record["error"]["message"]
+    assert env.datalab.submitted == []
+
+
 def test_a_failure_after_a_valid_upload_threshold_records_that_threshold() -> None:
     env = _env()
     env.store.add("incoming/receipt/r.pdf", PDF, metadata={"human-review-threshold": "0.4"})
