@@ -67,6 +67,7 @@ class StackOptions:
     emulator_port: int = 0  # the built-in emulator's port on 127.0.0.1 (0: any free port)
     log_level: str = "WARNING"  # the handlers' powertools log level
     environment: dict[str, str] = field(default_factory=dict)  # extra handler environment
+    parameters: dict[str, Any] = field(default_factory=dict)  # template parameter overrides
 
 
 @dataclass
@@ -253,6 +254,10 @@ class LocalStack:
 
     def _create_resources(self) -> None:
         region, t = self.options.region, self.template
+        unknown = sorted(set(self.options.parameters) - set(self.params))
+        if unknown:
+            raise ValueError(f"template.yaml declares no parameter {', '.join(unknown)}")
+        self.params.update(self.options.parameters)
         if self.options.human_review_threshold is not None:
             self.params["HumanReviewThreshold"] = self.options.human_review_threshold
         self.params["DatalabApiUrl"] = self.datalab_api_url

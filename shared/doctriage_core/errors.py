@@ -144,7 +144,7 @@ class S3RequestFailed(PermanentError):
 
 
 class InvalidThreshold(PermanentError):
-    """A review threshold that is not a number in [0, 1]."""
+    """A review threshold that is not a number in [0, 1], or an upload's below the stack minimum."""
 
     reason = "invalid_threshold"
 
