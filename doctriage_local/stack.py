@@ -142,9 +142,10 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        for path in (str(PROJECT_ROOT / "shared"), str(PROJECT_ROOT)):
-            if path not in sys.path:
-                sys.path.insert(0, path)
+        # The handlers' package (functions/) is not installed: import it from the project root.
+        # doctriage_core, the layer's package, is installed (from shared/) with doctriage_local.
+        if str(PROJECT_ROOT) not in sys.path:
+            sys.path.insert(0, str(PROJECT_ROOT))
         self._set_env(
             AWS_ACCESS_KEY_ID="local",
             AWS_SECRET_ACCESS_KEY="local",  # noqa: S106
