@@ -59,7 +59,7 @@ def _s3_error(
     it a missing key is a permanent S3RequestFailed like any other.
     """
     if not isinstance(exc, ClientError):  # BotoCoreError: no answer, or a broken one
-        return S3Unavailable(f"S3 could not be reached for {uri}: {type(exc).__name__}: {exc}")
+        return S3Unavailable(f"S3 connection failed for {uri} ({type(exc).__name__}: {exc})")
     code = _error_code(exc)
     message = str(exc.response.get("Error", {}).get("Message") or "")
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
@@ -73,7 +73,7 @@ def _s3_error(
             "s3:GetObject/s3:ListBucket"
         )
     if code in _S3_TRANSIENT or status >= 500 or status == 429:
-        return S3Unavailable(f"S3 is unavailable for {uri} ({said}); will retry")
+        return S3Unavailable(f"S3 is unavailable for {uri} ({said})")
     return S3RequestFailed(f"S3 refused the request for {uri} ({said})")
 
 
