@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(PROJECT / "shared"), str(PROJECT)]
+sys.path[:0] = [str(PROJECT)]  # for benchmarks/ itself; doctriage_core is installed
 
 from benchmarks._lambda_servers import make_result, schema_for  # noqa: E402
 from doctriage_local.template import function_properties, load_template  # noqa: E402

@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "shared"))
 
 from doctriage_core.domain.poll_policy import (
     DEFAULT_POLICY,

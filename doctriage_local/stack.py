@@ -70,6 +70,7 @@ class StackOptions:
     emulator_port: int = 0  # the built-in emulator's port on 127.0.0.1 (0: any free port)
     log_level: str = "WARNING"  # the handlers' powertools log level
     environment: dict[str, str] = field(default_factory=dict)  # extra handler environment
+    parameters: dict[str, Any] = field(default_factory=dict)  # template parameter overrides
 
 
 @dataclass
@@ -149,9 +150,10 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        for path in (str(PROJECT_ROOT / "shared"), str(PROJECT_ROOT)):
-            if path not in sys.path:
-                sys.path.insert(0, path)
+        # The handlers' package (functions/) is not installed: import it from the project root.
+        # doctriage_core, the layer's package, is installed (from shared/) with doctriage_local.
+        if str(PROJECT_ROOT) not in sys.path:
+            sys.path.insert(0, str(PROJECT_ROOT))
         self._set_env(AWS_DEFAULT_REGION=self.options.region, AWS_REGION=self.options.region)
         self._start_datalab()
         self._start_moto()
@@ -285,6 +287,10 @@ class LocalStack:
         return max(minimum, round(float(seconds) * self.options.time_scale))
 
     def _create_resources(self) -> None:
+        unknown = sorted(set(self.options.parameters) - set(self.params))
+        if unknown:
+            raise ValueError(f"template.yaml declares no parameter {', '.join(unknown)}")
+        self.params.update(self.options.parameters)
         if self.options.human_review_threshold is not None:
             self.params["HumanReviewThreshold"] = self.options.human_review_threshold
         self.params["DatalabApiUrl"] = self.datalab_api_url

@@ -163,12 +163,7 @@ def _server(consumer: ReviewConsumer, args: argparse.Namespace) -> ReviewServer:
 
 
 def _results_table(name: str, resource: Any) -> Any:
-    """doctriage_core's ResultsTable (the layer's package lives in shared/, as in Lambda)."""
-    from doctriage_local.template import PROJECT_ROOT
-
-    shared = str(PROJECT_ROOT / "shared")
-    if shared not in sys.path:
-        sys.path.insert(0, shared)
+    """doctriage_core's ResultsTable (the layer's package, installed from shared/ with this one)."""
     from doctriage_core.adapters.aws import ResultsTable
 
     return ResultsTable(name, resource)

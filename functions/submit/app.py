@@ -51,12 +51,34 @@ class MalformedMessage(ValueError):
     """The intake message is not an S3 event notification."""
 
 
-def _uploads(body: str) -> list[Upload]:
+_LOGGED_BODY_CHARS = 200
+_UPLOAD_EVENT = "ObjectCreated:"
+
+
+def _is_upload(record: dict[str, Any]) -> bool:
+    """An ``ObjectCreated:*`` record (S3 writes it without ``s3:`` inside records).
+
+    A record without ``eventName`` counts as an upload: S3 always names the event, so only a
+    hand-made replay of an upload lacks it.
+    """
+    name = record.get("eventName")
+    return name is None or str(name).removeprefix("s3:").startswith(_UPLOAD_EVENT)
+
+
+def _uploads(body: str) -> tuple[list[Upload], list[tuple[str, str | None]]]:
+    """The uploads an intake message names, and (event name, key) of its other records."""
     try:
         event = json.loads(body)
         if event.get("Event") == "s3:TestEvent":
-            return []
-        return [Upload.from_s3_record(record) for record in event["Records"]]
+            return [], []
+        records = event["Records"]
+        uploads = [Upload.from_s3_record(record) for record in records if _is_upload(record)]
+        others = [
+            (str(record["eventName"]), record.get("s3", {}).get("object", {}).get("key"))
+            for record in records
+            if not _is_upload(record)
+        ]
+        return uploads, others
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise MalformedMessage(f"not an S3 event notification: {body[:200]!r}") from exc
 
@@ -112,17 +134,30 @@ class _Throttle:
 
 
 def record_handler(record: SQSRecord, throttle: _Throttle) -> None:
+    logger.set_correlation_id(None)  # not the previous record's document
+    receive_count = int(record.attributes.approximate_receive_count or 1)
     try:
-        uploads = _uploads(record.body)
+        uploads, others = _uploads(record.body)
     except MalformedMessage:
+        if receive_count == 1:  # once, not once per delivery
+            logger.error(
+                "intake message is not an S3 event notification; it goes to the DLQ",
+                message_id=record.message_id,
+                body=record.body[:_LOGGED_BODY_CHARS],
+                body_length=len(record.body),
+            )
         # Retrying cannot fix it: let it use up its deliveries at once and land in the DLQ.
         _redeliver_after(record, 0)
         raise
+    for event_name, key in others:
+        # A bucket notification wider than s3:ObjectCreated:* must not turn into documents.
+        logger.info("skipping S3 event that is not an upload", event_name=event_name, key=key)
+        metrics.add_metric(name="NonUploadEventsSkipped", unit=MetricUnit.Count, value=1)
     if not uploads:
-        logger.info("skipping S3 test event")
-        metrics.add_metric(name="TestEventsSkipped", unit=MetricUnit.Count, value=1)
+        if not others:
+            logger.info("skipping S3 test event")
+            metrics.add_metric(name="TestEventsSkipped", unit=MetricUnit.Count, value=1)
         return
-    receive_count = int(record.attributes.approximate_receive_count or 1)
     for upload in uploads:
         document_id = upload.document().document_id
         logger.set_correlation_id(document_id)
@@ -163,7 +198,9 @@ def _delay_redelivery(record: SQSRecord, receive_count: int, retry_after: float 
     delay = redelivery_delay_seconds(receive_count, retry_after)
     _redeliver_after(record, delay)
     logger.warning(
-        "Datalab unavailable; will retry", redelivery_in_seconds=delay, receive_count=receive_count
+        "Datalab or S3 unavailable; will retry",
+        redelivery_in_seconds=delay,
+        receive_count=receive_count,
     )
 
 

@@ -48,6 +48,13 @@ class DatalabUnreachable(TransientError):
     reason = "datalab_unreachable"
 
 
+class S3Unavailable(TransientError):
+    """S3 throttled us (SlowDown, 503), failed on its side (500, InternalError), timed out
+    (RequestTimeout, a read or connect timeout), could not be reached, or saw our clock skewed."""
+
+    reason = "s3_unavailable"
+
+
 # --- permanent: the failure path records the document as failed ---------------------------------
 
 
@@ -133,8 +140,24 @@ class SchemaInvalid(PermanentError):
     reason = "schema_invalid"
 
 
+class S3AccessDenied(PermanentError):
+    """403 AccessDenied (HEAD: a bare 403 Forbidden): S3 refused to say, let alone serve.
+
+    Without s3:ListBucket, S3 answers 403 rather than 404 for a key that does not exist, so the
+    object may be gone as well as the role short of s3:GetObject.
+    """
+
+    reason = "access_denied"
+
+
+class S3RequestFailed(PermanentError):
+    """Any other S3 error: the same request would fail the same way again."""
+
+    reason = "s3_error"
+
+
 class InvalidThreshold(PermanentError):
-    """A review threshold that is not a number in [0, 1]."""
+    """A review threshold that is not a number in [0, 1], or an upload's below the stack minimum."""
 
     reason = "invalid_threshold"
 
@@ -143,6 +166,7 @@ TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
     DatalabRateLimited,
     DatalabServerError,
     DatalabUnreachable,
+    S3Unavailable,
 )
 PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     DatalabAuthError,
@@ -156,5 +180,7 @@ PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
     InvalidDocument,
     SchemaNotFound,
     SchemaInvalid,
+    S3AccessDenied,
+    S3RequestFailed,
     InvalidThreshold,
 )

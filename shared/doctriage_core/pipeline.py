@@ -250,6 +250,13 @@ def submit_upload(
                 info.metadata[UPLOAD_THRESHOLD_METADATA],
                 source=f"S3 metadata x-amz-meta-{UPLOAD_THRESHOLD_METADATA}",
             )
+            if upload_threshold < settings.minimum_upload_threshold:
+                # Whoever may upload must not switch review off where the operator forbids it.
+                raise errors.InvalidThreshold(
+                    f"S3 metadata x-amz-meta-{UPLOAD_THRESHOLD_METADATA}={upload_threshold} is "
+                    f"below the stack's minimum of {settings.minimum_upload_threshold} "
+                    "(MinimumUploadThreshold)"
+                )
             threshold = upload_threshold
         schema_key = schema_key_for(doc_type)
         raw_schema, schema_version = store.read_schema(schema_key)

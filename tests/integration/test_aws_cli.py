@@ -137,6 +137,49 @@ def test_doctriage_invoke_reports_a_handler_error_with_status_1(up):
     assert "raised an error" in done.stderr
 
 
+def test_the_installed_doctriage_reprocess_dry_run_works_from_any_directory(up, tmp_path):
+    # GIVEN a failed record on the running stack
+    done = _invoke(up, "EvaluateFunction", "--event", "events/evaluate-failure.json")
+    assert done.returncode == 0, done.stderr
+    document_id = json.loads(done.stdout)["document_id"]
+    # WHEN the installed command runs from a directory with no project code in it, as a user's
+    # shell would (nothing on PYTHONPATH, not the project root)
+    env = {k: v for k, v in environment().items() if k != "PYTHONPATH"}
+
+    def reprocess(*args):
+        return subprocess.run(
+            [command("doctriage"), "reprocess", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
+
+    usage = reprocess("--help")
+    assert usage.returncode == 0, usage.stderr
+    assert "usage: doctriage reprocess" in usage.stdout
+    listed = reprocess(
+        "--table",
+        up.ready["results_table"],
+        "--endpoint-url",
+        up.ready["endpoint_url"],
+        "--reason",
+        "result_expired",
+        "--dry-run",
+    )
+    # THEN it lists the failed document and changes nothing
+    assert listed.returncode == 0, listed.stderr
+    assert "ModuleNotFoundError" not in listed.stderr
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith(document_id)]
+    assert "result_expired" in line
+    assert "skipped (dry run)" in line
+    assert "(dry run: nothing changed)" in listed.stderr
+    record = _from_dynamodb_json(_get_item(up, document_id)["Item"])
+    assert "reprocessed_as" not in record
+
+
 def _get_item(up, document_id):
     """`aws dynamodb get-item` of a document's record in the results table (None when empty)."""
     return up.aws(

@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from doctriage_core.domain.documents import document_id_for
 from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
 from tests.contracts import assert_valid_record, assert_valid_review_message
@@ -265,3 +266,102 @@ def test_s3_test_events_and_malformed_messages(stack, emulator):
     )
     assert not errored
     assert result == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+
+
+def _sqs_message(message_id, body, receive_count=1):
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"receipt-{message_id}",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": str(receive_count)},
+        "eventSource": "aws:sqs",
+    }
+
+
+def _sqs_event(message_id, body, receive_count=1):
+    return {"Records": [_sqs_message(message_id, body, receive_count)]}
+
+
+def _s3_record(stack, event_name, key):
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": event_name,
+        "s3": {
+            "bucket": {"name": stack.bucket},
+            "object": {"key": key, "size": 1711, "eTag": "599a38471f80908d5575cb8e62a00a2f"},
+        },
+    }
+
+
+def _emf_metrics(stack, name):
+    return sum(1 for line in stack.metric_lines if f'"{name}"' in line and '"Doctriage"' in line)
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    ["ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated", "ObjectRestore:Completed"],
+)
+def test_s3_events_other_than_object_created_are_skipped(stack, emulator, event_name):
+    # GIVEN a bucket notification wider than s3:ObjectCreated:* (a misconfiguration)
+    key = f"incoming/invoice/{event_name.replace(':', '-')}.pdf"
+    [record] = [_s3_record(stack, event_name, key)]
+    document_id = document_id_for(stack.bucket, key, None, record["s3"]["object"]["eTag"])
+    submits, skipped = emulator.stats["submit"], _emf_metrics(stack, "NonUploadEventsSkipped")
+    # WHEN its event reaches submit
+    result, errored = stack.invoke(
+        "SubmitFunction", _sqs_event(f"m-{event_name}", json.dumps({"Records": [record]}))
+    )
+    # THEN it is acknowledged and counted, and nothing else happens: no record, no Datalab call
+    assert not errored
+    assert result == {"batchItemFailures": []}
+    assert stack.record(document_id) is None
+    assert emulator.stats["submit"] == submits
+    assert _emf_metrics(stack, "NonUploadEventsSkipped") == skipped + 1
+
+
+def test_an_object_created_record_beside_a_removed_one_is_still_submitted(stack, emulator):
+    uploaded = stack.upload(ACME.read_bytes(), "invoice", name="created-beside-removed.pdf")
+    stack.wait_for_records([uploaded["document_id"]], timeout=60)
+    head = stack.client("s3").head_object(Bucket=stack.bucket, Key=uploaded["key"])
+    created = _s3_record(stack, "ObjectCreated:Put", uploaded["key"].replace(" ", "+"))
+    created["s3"]["object"].update(eTag=head["ETag"].strip('"'), versionId=uploaded["version_id"])
+    removed = _s3_record(stack, "ObjectRemoved:Delete", "incoming/invoice/removed-beside.pdf")
+    removed_id = document_id_for(stack.bucket, removed["s3"]["object"]["key"], None, "x")
+    result, errored = stack.invoke(
+        "SubmitFunction", _sqs_event("m-mixed", json.dumps({"Records": [removed, created]}))
+    )
+    assert not errored
+    assert result == {"batchItemFailures": []}
+    # The upload was recognised (a duplicate of the one already processed); the removal ignored.
+    assert stack.record(uploaded["document_id"])["status"] == "complete"
+    assert stack.record(removed_id) is None
+
+
+def test_a_malformed_intake_message_is_logged_once_and_still_goes_to_the_dlq(stack, capsys):
+    body = "not an S3 event " + "z" * 5000
+    message_id = "malformed-once"
+    capsys.readouterr()
+    # GIVEN the same malformed message delivered three times
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})
+    for receive_count in (1, 2, 3):
+        # (beside a good message: powertools fails the whole invocation when every record fails)
+        batch = [_sqs_message("fine", test_event), _sqs_message(message_id, body, receive_count)]
+        result, errored = stack.invoke("SubmitFunction", {"Records": batch})
+        # THEN every delivery is reported failed, so it uses up its deliveries into the DLQ
+        assert not errored
+        assert result == {"batchItemFailures": [{"itemIdentifier": message_id}]}
+    logged = [
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if line.startswith("{") and message_id in line
+    ]
+    # AND it was logged once, at ERROR, with its id and a clipped body
+    assert len(logged) == 1, logged
+    [entry] = logged
+    assert entry["level"] == "ERROR"
+    assert entry["message_id"] == message_id
+    assert entry["body"].startswith("not an S3 event")
+    assert len(entry["body"]) <= 200
+    assert entry["body_length"] == len(body)
+    assert "z" * 300 not in json.dumps(entry)

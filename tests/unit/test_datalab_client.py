@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from doctriage_core.adapters.datalab import (
+    _MAX_TEXT,
     CHUNK_SIZE,
     DatalabClient,
     Submission,
@@ -634,6 +635,54 @@ def test_key_never_in_errors(respond: Handler, which: str) -> None:
     assert KEY not in repr(info.value)
     assert KEY not in repr(client)
     assert KEY not in str(vars(info.value))
+
+
+# The clip keeps _MAX_TEXT characters: this padding puts its cut 10 characters into the key.
+STRADDLE = "x" * (_MAX_TEXT - 10) + KEY + " and more text after it"
+
+
+def raise_straddling(_request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError(STRADDLE)
+
+
+@pytest.mark.parametrize(
+    "respond",
+    [
+        reply(500, {"detail": STRADDLE}),
+        reply(400, {"error": STRADDLE}),
+        reply(502, STRADDLE),
+        reply(422, {"detail": [{"loc": ["body"], "msg": STRADDLE}]}),
+        reply(200, {"status": "failed", "error": STRADDLE}),
+        reply(200, {"status": "complete", "success": False, "error": STRADDLE}),
+        reply(200, {"status": STRADDLE}),
+        reply(301, "", headers={"Location": STRADDLE}),
+        raise_straddling,
+    ],
+    ids=[
+        "detail",
+        "error",
+        "plain",
+        "validation",
+        "failed",
+        "unsuccessful",
+        "status",
+        "location",
+        "network",
+    ],
+)
+def test_a_key_the_clip_cuts_through_leaves_no_prefix(respond: Handler) -> None:
+    # GIVEN Datalab's error text with the key where the clip cuts through it
+    client, _ = client_for(respond)
+    # WHEN the error is raised
+    with pytest.raises(DoctriageError) as info:
+        client.check(CHECK_URL)
+    message = str(info.value)
+    # THEN the text was clipped right there, and not even the key's first characters are in it
+    kept, clipped, _ = message.partition("…")
+    assert clipped
+    assert "x" * 100 in kept
+    assert not [n for n in range(2, len(KEY)) if kept.endswith(KEY[:n])]
+    assert KEY[:8] not in message
 
 
 # --- streaming ------------------------------------------------------------------------------------

@@ -56,6 +56,10 @@ def test_doc_type_from_key(key, doc_type):
         "incoming//a.pdf",
         "incoming/Invoice Type/a.pdf",
         "incoming/../a.pdf",
+        # "$" in a pattern also matches before a trailing newline: the whole name must match.
+        "incoming/invoice\n/a.pdf",
+        "incoming/invoice\r\n/a.pdf",
+        "incoming/" + "a" * 65 + "/a.pdf",
     ],
 )
 def test_keys_outside_incoming_doc_type_are_bad(key):

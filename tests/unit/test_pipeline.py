@@ -941,6 +941,48 @@ def test_bad_input_is_recorded_as_failed_without_calling_datalab(
         assert env.store.opened == []  # decided from the key and HEAD: nothing downloaded
 
 
+@pytest.mark.parametrize("metadata", ["0.49", "0", "0.0"])
+def test_an_upload_threshold_below_the_stack_minimum_fails_the_document(metadata: str) -> None:
+    # GIVEN an operator who allows uploads to lower the threshold to 0.5 and no further
+    env = _env()
+    env.store.add("incoming/invoice/t.pdf", PDF, metadata={"human-review-threshold": metadata})
+    # WHEN an upload asks for less
+    outcome = _submit(env, "incoming/invoice/t.pdf", minimum_upload_threshold=0.5)
+    # THEN it is refused as an invalid threshold, saying what the minimum is; nothing is sent
+    record = _assert_failed(env, outcome, "invalid_threshold")
+    assert record["error"]["type"] == "InvalidThreshold"
+    assert "below the stack's minimum of 0.5" in record["error"]["message"]
+    assert "MinimumUploadThreshold" in record["error"]["message"]
+    assert env.datalab.submitted == []
+
+
+@pytest.mark.parametrize(("metadata", "expected"), [("0.5", 0.5), ("0.9", 0.9), ("1", 1.0)])
+def test_an_upload_threshold_at_or_above_the_minimum_is_carried(
+    metadata: str, expected: float
+) -> None:
+    env = _env()
+    env.store.add("incoming/invoice/t.pdf", PDF, metadata={"human-review-threshold": metadata})
+    outcome = _submit(env, "incoming/invoice/t.pdf", minimum_upload_threshold=0.5)
+    assert outcome.outcome == "started"
+    assert env.workflows.started[0][1]["upload_threshold"] == expected
+
+
+def test_a_schema_with_a_remote_ref_fails_the_document_without_reading_it(tmp_path) -> None:
+    # GIVEN a schema whose property refers to a readable schema outside it
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"type": "string"}))
+    env = _env()
+    schema = {"properties": {"invoice_number": {"$ref": outside.as_uri()}}}
+    env.store.add("schemas/broken.json", json.dumps(schema).encode())
+    env.store.add("incoming/broken/b.pdf", PDF)
+    # WHEN an upload of that type is submitted
+    outcome = _submit(env, "incoming/broken/b.pdf")
+    # THEN it fails as a broken schema does, saying why, and Datalab never sees it
+    record = _assert_failed(env, outcome, "schema_invalid")
+    assert "not a local reference" in record["error"]["message"]
+    assert env.datalab.submitted == []
+
+
 def test_a_failure_after_a_valid_upload_threshold_records_that_threshold() -> None:
     env = _env()
     env.store.add("incoming/receipt/r.pdf", PDF, metadata={"human-review-threshold": "0.4"})

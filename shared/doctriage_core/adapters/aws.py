@@ -7,20 +7,92 @@ and the local stack can point them at moto without patching anything.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import boto3
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from doctriage_core.errors import InvalidDocument, SchemaNotFound
+from doctriage_core.errors import (
+    DoctriageError,
+    InvalidDocument,
+    S3AccessDenied,
+    S3RequestFailed,
+    S3Unavailable,
+    SchemaNotFound,
+)
 
+# S3's error codes as it really sends them. HEAD has no body, so its code is the bare status
+# ("404", "403") and botocore sets the message to the reason phrase ("Not Found", "Forbidden").
 _MISSING_OBJECT = {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "InvalidArgument"}
+# Without s3:ListBucket S3 answers 403 for a key that does not exist: missing or forbidden.
+_ACCESS_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+# Worth asking again later: throttling, S3's own failures, timeouts, and a skewed clock (botocore
+# corrects the skew on its own retry; one that still surfaces is the host's, and may pass).
+_S3_TRANSIENT = {
+    "SlowDown",
+    "503",
+    "ServiceUnavailable",
+    "InternalError",
+    "500",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "OperationAborted",
+    "Throttling",
+    "ThrottlingException",
+    "429",
+}
 
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _s3_error(
+    exc: Exception, uri: str, *, missing: Callable[[str], DoctriageError] | None = None
+) -> DoctriageError:
+    """The typed error for an S3 failure on ``uri``: missing, denied, transient or permanent.
+
+    ``missing`` builds the error for a key that does not exist (it differs per caller); without
+    it a missing key is a permanent S3RequestFailed like any other.
+    """
+    if not isinstance(exc, ClientError):  # BotoCoreError: no answer, or a broken one
+        return S3Unavailable(f"S3 connection failed for {uri} ({type(exc).__name__}: {exc})")
+    code = _error_code(exc)
+    message = str(exc.response.get("Error", {}).get("Message") or "")
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    said = f"{code} {message}".strip() or f"HTTP {status}"
+    if code in _MISSING_OBJECT and missing is not None:
+        return missing(said)
+    if code in _ACCESS_DENIED:
+        return S3AccessDenied(
+            f"S3 denied access to {uri} ({said}): the object may be missing (without "
+            "s3:ListBucket S3 answers 403 for a missing key) or the role may lack "
+            "s3:GetObject/s3:ListBucket"
+        )
+    if code in _S3_TRANSIENT or status >= 500 or status == 429:
+        return S3Unavailable(f"S3 is unavailable for {uri} ({said})")
+    return S3RequestFailed(f"S3 refused the request for {uri} ({said})")
+
+
+class _S3Body:
+    """An S3 object's body whose read errors (reset, timeout, short read) are typed errors."""
+
+    def __init__(self, body: Any, uri: str) -> None:
+        self._body = body
+        self._uri = uri
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            data: bytes = self._body.read(None if size is None or size < 0 else size)
+        except BotoCoreError as exc:
+            raise _s3_error(exc, self._uri) from exc
+        return data
+
+    def close(self) -> None:
+        self._body.close()
 
 
 @dataclass(frozen=True)
@@ -41,16 +113,22 @@ class DocumentStore:
     def _version(self, version_id: str | None) -> dict[str, str]:
         return {"VersionId": version_id} if version_id else {}
 
+    def _uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
     def head(self, key: str, version_id: str | None) -> ObjectInfo:
+        uri = self._uri(key)
         try:
             head = self._s3.head_object(Bucket=self.bucket, Key=key, **self._version(version_id))
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING_OBJECT:
-                raise InvalidDocument(
-                    f"s3://{self.bucket}/{key} no longer exists (deleted before it was submitted)",
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(
+                exc,
+                uri,
+                missing=lambda said: InvalidDocument(
+                    f"{uri} no longer exists (deleted before it was submitted; S3: {said})",
                     reason="object_missing",
-                ) from exc
-            raise
+                ),
+            ) from exc
         return ObjectInfo(
             size=int(head["ContentLength"]),
             etag=head.get("ETag"),
@@ -59,36 +137,50 @@ class DocumentStore:
         )
 
     def open(self, key: str, version_id: str | None) -> BinaryIO:
+        uri = self._uri(key)
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key, **self._version(version_id))
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING_OBJECT:
-                raise InvalidDocument(
-                    f"s3://{self.bucket}/{key} no longer exists", reason="object_missing"
-                ) from exc
-            raise
-        body: BinaryIO = response["Body"]
-        return body
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(
+                exc,
+                uri,
+                missing=lambda said: InvalidDocument(
+                    f"{uri} no longer exists (S3: {said})", reason="object_missing"
+                ),
+            ) from exc
+        return cast(BinaryIO, _S3Body(response["Body"], uri))
 
     def read_schema(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         """The schema's bytes and version id (so evaluate reads exactly what submit sent)."""
+        uri = self._uri(key)
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key, **self._version(version_id))
-        except ClientError as exc:
-            if _error_code(exc) in _MISSING_OBJECT:
-                raise SchemaNotFound(
-                    f"no extraction schema at s3://{self.bucket}/{key}: upload one to add this "
-                    "document type"
-                ) from exc
-            raise
-        return response["Body"].read(), response.get("VersionId")
+            data: bytes = _S3Body(response["Body"], uri).read()
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(
+                exc,
+                uri,
+                missing=lambda said: SchemaNotFound(
+                    f"no extraction schema at {uri}: upload one to add this document type"
+                ),
+            ) from exc
+        return data, response.get("VersionId")
 
     def read(self, key: str) -> bytes:
-        data: bytes = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        return data
+        uri = self._uri(key)
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, uri) from exc
+        return _S3Body(response["Body"], uri).read()
 
     def put_json(self, key: str, body: bytes) -> None:
-        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+        try:
+            self._s3.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _s3_error(exc, self._uri(key)) from exc
 
 
 def _to_dynamodb(record: dict[str, Any]) -> dict[str, Any]:

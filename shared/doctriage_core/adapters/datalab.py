@@ -44,6 +44,7 @@ CHUNK_SIZE = 64 * 1024
 PAGE_RATE_LIMIT_PREFIX = "Page rate limit exceeded"
 _STATUS_TEXT = re.compile(r"^[a-z_]{1,40}$")
 _MAX_TEXT = 500  # how much of Datalab's error text goes into a message
+REDACTED = "[redacted]"
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: a valid header value, nothing to echo
 _CONTENT_TYPE = re.compile(r"^[\x20-\x7e]+$")
@@ -163,12 +164,15 @@ class DatalabClient:
         try:
             response = self._http.post(url, content=iter(body), headers=headers)
         except _NETWORK_ERRORS as exc:
-            self._fail(DatalabUnreachable(f"submit to Datalab failed: {_describe(exc)}"), exc)
+            why = _describe(exc, self._key)
+            self._fail(DatalabUnreachable(f"submit to Datalab failed: {why}"), exc)
         if response.status_code == 404:
-            self._fail(DatalabRequestRejected(f"submit: 404 at {url}: {_detail(response)}"))
+            detail = _detail(response, self._key)
+            self._fail(DatalabRequestRejected(f"submit: 404 at {url}: {detail}"))
         data = self._json_body(response, "submit")
         if data.get("success") is False:
-            self._fail(DatalabRequestRejected(f"Datalab refused the document: {_text(data)}"))
+            text = _text(data, self._key)
+            self._fail(DatalabRequestRejected(f"Datalab refused the document: {text}"))
         request_id, check_url = data.get("request_id"), data.get("request_check_url")
         if not (isinstance(request_id, str) and request_id):
             self._fail(DatalabMalformedResponse("submit response has no request_id"))
@@ -209,17 +213,21 @@ class DatalabClient:
         try:
             response = self._http.get(check_url, headers={"X-API-Key": self._key})
         except _NETWORK_ERRORS as exc:
-            self._fail(DatalabUnreachable(f"poll of Datalab failed: {_describe(exc)}"), exc)
+            why = _describe(exc, self._key)
+            self._fail(DatalabUnreachable(f"poll of Datalab failed: {why}"), exc)
         if response.status_code == 404:
-            self._fail(DatalabResultExpired(f"Datalab no longer knows {_clip(check_url)}"))
+            shown = _clip(check_url, self._key)
+            self._fail(DatalabResultExpired(f"Datalab no longer knows {shown}"))
         data = self._json_body(response, "poll")
         status = data.get("status")
         if not (isinstance(status, str) and _STATUS_TEXT.match(status)):
-            self._fail(DatalabMalformedResponse(f"poll: unknown status {_clip(repr(status))}"))
+            shown = _clip(repr(status), self._key)
+            self._fail(DatalabMalformedResponse(f"poll: unknown status {shown}"))
         if status == "failed":
-            self._fail(DatalabExtractionFailed(f"Datalab extraction failed: {_text(data)}"))
+            text = _text(data, self._key)
+            self._fail(DatalabExtractionFailed(f"Datalab extraction failed: {text}"))
         if status == "complete" and data.get("success") is False:
-            text = _text(data)
+            text = _text(data, self._key)
             if text.startswith(PAGE_RATE_LIMIT_PREFIX):
                 self._fail(DatalabPageRateLimited(f"Datalab throttled the job: {text}"))
             self._fail(DatalabExtractionFailed(f"Datalab completed without success: {text}"))
@@ -231,11 +239,12 @@ class DatalabClient:
         try:
             url = httpx.URL(check_url)
         except httpx.InvalidURL as exc:
-            self._fail(UntrustedCheckUrl(f"check URL is not a URL: {_clip(check_url)}"), exc)
+            shown = _clip(check_url, self._key)
+            self._fail(UntrustedCheckUrl(f"check URL is not a URL: {shown}"), exc)
         if url.userinfo or _origin(url) != self._origin:
             self._fail(
                 UntrustedCheckUrl(
-                    f"check URL {_clip(check_url)} is not on the configured API origin "
+                    f"check URL {_clip(check_url, self._key)} is not on the configured API origin "
                     f"{self.api_url}; the API key is not sent there"
                 )
             )
@@ -244,14 +253,12 @@ class DatalabClient:
         """Map a non-2xx status to its error; parse a 2xx body as a JSON object."""
         status = response.status_code
         if not 200 <= status < 300:
-            self._fail(_status_error(response, call))
+            self._fail(_status_error(response, call, self._key))
         try:
             data = response.json()
         except (ValueError, httpx.DecodingError) as exc:
-            self._fail(
-                DatalabMalformedResponse(f"{call}: {status} body is not JSON: {_describe(exc)}"),
-                exc,
-            )
+            why = _describe(exc, self._key)
+            self._fail(DatalabMalformedResponse(f"{call}: {status} body is not JSON: {why}"), exc)
         if not isinstance(data, dict):
             self._fail(DatalabMalformedResponse(f"{call}: {status} body is not a JSON object"))
         return data
@@ -259,8 +266,7 @@ class DatalabClient:
     def _fail(self, error: DoctriageError, cause: BaseException | None = None) -> NoReturn:
         # Datalab's own text could echo the key back: scrub it from everything we raise.
         error.args = tuple(
-            arg.replace(self._key, "[redacted]") if isinstance(arg, str) else arg
-            for arg in error.args
+            arg.replace(self._key, REDACTED) if isinstance(arg, str) else arg for arg in error.args
         )
         raise error from cause
 
@@ -331,9 +337,9 @@ def _param(name: str, value: str) -> str:
     return f'{name}="{escaped}"'
 
 
-def _status_error(response: httpx.Response, call: str) -> DoctriageError:
+def _status_error(response: httpx.Response, call: str, secret: str) -> DoctriageError:
     status = response.status_code
-    what = f"{call}: Datalab answered {status}: {_detail(response)}"
+    what = f"{call}: Datalab answered {status}: {_detail(response, secret)}"
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status == 429:
         return DatalabRateLimited(what, retry_after=retry_after)
@@ -347,7 +353,7 @@ def _status_error(response: httpx.Response, call: str) -> DoctriageError:
         return DatalabRequestRejected(what)
     # 1xx/3xx: redirects are not followed, so the key never leaves the configured host.
     location = response.headers.get("Location")
-    extra = f" (Location: {_clip(location)})" if location else ""
+    extra = f" (Location: {_clip(location, secret)})" if location else ""
     return DatalabMalformedResponse(f"{call}: unexpected status {status}{extra}")
 
 
@@ -376,19 +382,19 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, seconds)
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: httpx.Response, secret: str) -> str:
     """Datalab's error text from an error response: ``detail`` (FastAPI 422 lists summarised)."""
     try:
         data = response.json()
     except (ValueError, httpx.DecodingError):
-        return _clip(response.text.strip()) or response.reason_phrase
+        return _clip(response.text.strip(), secret) or response.reason_phrase
     if isinstance(data, dict):
         detail = data.get("detail", data.get("error"))
         if isinstance(detail, list):
-            return _clip("; ".join(_validation_item(item) for item in detail))
+            return _clip("; ".join(_validation_item(item) for item in detail), secret)
         if detail is not None:
-            return _clip(detail if isinstance(detail, str) else json.dumps(detail))
-    return _clip(json.dumps(data))
+            return _clip(detail if isinstance(detail, str) else json.dumps(detail), secret)
+    return _clip(json.dumps(data), secret)
 
 
 def _validation_item(item: object) -> str:
@@ -400,16 +406,22 @@ def _validation_item(item: object) -> str:
     return str(item)
 
 
-def _text(data: dict[str, Any]) -> str:
+def _text(data: dict[str, Any], secret: str) -> str:
     error = data.get("error")
     if error is None:
         error = data.get("detail") or "no error text"
-    return _clip(error if isinstance(error, str) else json.dumps(error))
+    return _clip(error if isinstance(error, str) else json.dumps(error), secret)
 
 
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {_clip(str(exc))}" if str(exc) else type(exc).__name__
+def _describe(exc: Exception, secret: str) -> str:
+    return f"{type(exc).__name__}: {_clip(str(exc), secret)}" if str(exc) else type(exc).__name__
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, secret: str | None = None) -> str:
+    """At most _MAX_TEXT characters of ``text``, with ``secret`` scrubbed out first.
+
+    Scrubbing after clipping would miss a secret that the clip cuts through: its prefix stays.
+    """
+    if secret:
+        text = text.replace(secret, REDACTED)
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"

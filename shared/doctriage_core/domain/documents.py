@@ -17,7 +17,7 @@ from doctriage_core.errors import InvalidDocument
 INCOMING_PREFIX = "incoming/"
 SCHEMA_PREFIX = "schemas/"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # Datalab's per-file limit
-_DOC_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_DOC_TYPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: "$" also matches before "\n"
 
 # Extension -> MIME type, Datalab's accepted list (datalab-api.md, SDK list).
 SUPPORTED_TYPES: dict[str, str] = {
@@ -120,7 +120,7 @@ def doc_type_from_key(key: str) -> str:
             f"key {key!r} must look like incoming/<doc_type>/<file name>", reason="bad_key"
         )
     doc_type = parts[0]
-    if not _DOC_TYPE.match(doc_type):
+    if not _DOC_TYPE.fullmatch(doc_type):
         raise InvalidDocument(
             f"document type {doc_type!r} must be lower-case letters, digits, '-' or '_'",
             reason="bad_key",

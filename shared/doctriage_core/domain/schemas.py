@@ -12,7 +12,7 @@ property ``x-review-threshold`` > top-level ``x-review-threshold`` > stack defau
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -101,19 +101,66 @@ def property_validator(schema: dict[str, Any], name: str) -> Validator:
         raise SchemaInvalid(f"property {name!r}: not a usable JSON Schema: {exc}") from exc
 
 
+def _refuse_remote(uri: str) -> Any:
+    raise SchemaInvalid(
+        f"$ref resolves to {uri!r}, outside the schema: only local references (#/...) are "
+        "allowed, and no schema is ever fetched"
+    )
+
+
+class _NoRemoteRefs(Mapping[str, Callable[[str], Any]]):
+    """fastjsonschema's ``handlers``: every URI scheme has one, and it refuses.
+
+    fastjsonschema fetches a remote ``$ref`` with urlopen (no timeout, any scheme, file://
+    included) unless a handler for its scheme is given; claiming every scheme leaves it none.
+    """
+
+    def __getitem__(self, scheme: str) -> Callable[[str], Any]:
+        return _refuse_remote
+
+    def __contains__(self, scheme: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_NO_REMOTE_REFS = _NoRemoteRefs()
+
+
 @lru_cache(maxsize=2048)
 def _compile(schema_text: str) -> Validator:
-    return fastjsonschema.compile(json.loads(schema_text))
+    return fastjsonschema.compile(json.loads(schema_text), handlers=_NO_REMOTE_REFS)
+
+
+def _check_refs(node: object, path: str = "#") -> None:
+    """Every ``$ref`` is local (``#...``): a schema is one self-contained document."""
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and not ref.startswith("#"):
+            raise SchemaInvalid(
+                f"$ref {ref!r} at {path} is not a local reference: only references within "
+                "the schema (#/definitions/..., #/$defs/...) are allowed; nothing is fetched"
+            )
+        for key, value in node.items():
+            _check_refs(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_refs(value, f"{path}/{index}")
 
 
 def load_schema(raw: bytes | str) -> dict[str, Any]:
     """Parse and check an extraction schema; SchemaInvalid with a clear message if unusable.
 
     Beyond JSON Schema itself we require: a non-empty ``properties`` object whose property schemas
-    are objects that compile; ``required`` a list of declared property names; every
-    ``x-review-threshold`` a number in [0, 1]; and no property named like another property's
-    ``_score`` / ``_citations`` key (``credit`` beside ``credit_score``), because Datalab's flat
-    output could not tell the value of one from the score of the other.
+    are objects that compile; every ``$ref`` local (``#/...``: nothing is ever fetched);
+    ``required`` a list of declared property names; every ``x-review-threshold`` a number in
+    [0, 1]; and no property named like another property's ``_score`` / ``_citations`` key
+    (``credit`` beside ``credit_score``), because Datalab's flat output could not tell the value
+    of one from the score of the other.
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
@@ -127,6 +174,7 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
     properties = schema.get("properties")
     if not isinstance(properties, dict) or not properties:
         raise SchemaInvalid('schema must have a non-empty "properties" object')
+    _check_refs(schema)
     for name in properties:
         if not name.strip():
             raise SchemaInvalid("schema has a property with an empty name")

@@ -1,0 +1,66 @@
+"""Settings from the environment: MinimumUploadThreshold and how it bounds the stack default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from doctriage_core.config import ConfigError, get_settings
+
+REQUIRED = {
+    "DOCUMENTS_BUCKET": "docs",
+    "RESULTS_TABLE": "results",
+    "REVIEW_QUEUE_URL": "https://sqs.local/review",
+    "DATALAB_API_URL": "https://www.datalab.to",
+    "DATALAB_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:k",
+}
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in REQUIRED.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD"):
+        monkeypatch.delenv(name, raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_the_minimum_defaults_to_zero() -> None:
+    assert get_settings().minimum_upload_threshold == 0.0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", 0.0), ("0.6", 0.6), ("1", 1.0)])
+def test_the_minimum_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: float
+) -> None:
+    monkeypatch.setenv("MINIMUM_UPLOAD_THRESHOLD", raw)
+    monkeypatch.setenv("HUMAN_REVIEW_THRESHOLD", "1")
+    assert get_settings().minimum_upload_threshold == expected
+
+
+@pytest.mark.parametrize("raw", ["-0.1", "1.5", "high", "nan"])
+def test_a_minimum_outside_zero_to_one_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("MINIMUM_UPLOAD_THRESHOLD", raw)
+    with pytest.raises(ConfigError, match="MINIMUM_UPLOAD_THRESHOLD"):
+        get_settings()
+
+
+def test_a_stack_threshold_below_the_minimum_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MINIMUM_UPLOAD_THRESHOLD", "0.9")
+    monkeypatch.setenv("HUMAN_REVIEW_THRESHOLD", "0.85")
+    with pytest.raises(ConfigError, match=r"HUMAN_REVIEW_THRESHOLD=0\.85 is below"):
+        get_settings()
+
+
+def test_a_stack_threshold_at_the_minimum_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINIMUM_UPLOAD_THRESHOLD", "0.85")
+    monkeypatch.setenv("HUMAN_REVIEW_THRESHOLD", "0.85")
+    settings = get_settings()
+    assert (settings.human_review_threshold, settings.minimum_upload_threshold) == (0.85, 0.85)
