@@ -28,8 +28,9 @@ Request faults (submit_*, poll_*, auth) fire per matching request; job faults (t
 fixed when a matching document is submitted (one rule per kind: a job can be pending *and* get
 null placeholders).
 
-Team limits, as Datalab's (datalab-api.md): ``rate_limit_per_minute`` and ``max_concurrent`` answer
-429 on submit; ``max_pages_in_flight`` (5,000 by default, None: unlimited) is enforced during
+Team limits, as Datalab's (datalab-api.md): ``rate_limit_per_minute`` answers 429 on submit and,
+with ``limit_polls`` (the default: whether polls count is not documented, so assume the stricter),
+on polls too; ``max_concurrent`` answers 429 on submit; ``max_pages_in_flight`` (5,000 by default, None: unlimited) is enforced during
 processing, not at submission: a job whose pages would take the team's pages in flight (pages of
 jobs submitted and not yet complete) over the limit is accepted, then ends ``complete`` with
 ``success: false`` and the page-rate error, after ``base_processing_seconds``; it holds no pages.
@@ -87,6 +88,7 @@ class EmulatorConfig:
     max_upload_bytes: int = 200 * 1024 * 1024
     result_padding_bytes: int = 0  # json output only; see the module docstring
     max_pages_in_flight: int | None = 5000  # Datalab's team limit; None: unlimited
+    limit_polls: bool = True  # polls count against rate_limit_per_minute too
     claimed_pages: dict[str, int] = field(default_factory=dict)  # filename part -> page count
     pending_seconds: float = 5.0  # how long the "pending" fault reports status "pending"
 

@@ -403,6 +403,10 @@ class DatalabEmulator:
         self._count("check")
         if headers.get("X-API-Key") != self.config.api_key:
             return _detail(401, "Invalid API key")
+        if self.config.limit_polls:
+            refused = self._admit(poll=True)
+            if refused is not None:
+                return refused
         job = self._job(request_id)
         if job is not None:
             if self._take_fault(job.filename, {"auth"}):
@@ -536,9 +540,13 @@ class DatalabEmulator:
             headers["Retry-After"] = _seconds(rule.retry_after)
         return _detail(status, _FAULT_DETAIL[status], headers)
 
-    def _admit(self) -> Reply | None:
-        """Apply the per-minute and concurrency limits; on success reserve a slot."""
-        limit, concurrent = self.config.rate_limit_per_minute, self.config.max_concurrent
+    def _admit(self, *, poll: bool = False) -> Reply | None:
+        """Apply the per-minute and concurrency limits; on success reserve a slot.
+
+        A poll (when ``limit_polls``) counts against the per-minute limit only: it starts no job.
+        """
+        limit = self.config.rate_limit_per_minute
+        concurrent = None if poll else self.config.max_concurrent
         now = self._clock()
         window = 60.0 * self.config.time_scale
         with self._lock:
@@ -561,7 +569,8 @@ class DatalabEmulator:
                 return _detail(429, refused[0], {"Retry-After": _seconds(retry_after)})
             if limit is not None:
                 self._recent.append(now)
-            self._admitted += 1
+            if not poll:
+                self._admitted += 1
         return None
 
     def _too_large(self) -> Reply:

@@ -10,7 +10,7 @@ from benchmarks.load_bench import run_load
 def test_a_burst_beyond_the_rate_limit_loses_nothing():
     result = run_load(
         30,
-        rate_limit_per_minute=5,
+        rate_limit_per_minute=20,
         max_concurrent=50,
         max_pages_in_flight=None,
         mixed_sizes=False,

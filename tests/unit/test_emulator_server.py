@@ -123,6 +123,23 @@ def test_rate_limit_window_and_retry_after() -> None:
     assert emulator.stats["submit"] == 4
 
 
+@pytest.mark.parametrize("limit_polls", [True, False])
+def test_polls_count_against_the_rate_limit_unless_told_otherwise(limit_polls: bool) -> None:
+    # Whether Datalab counts polls is not documented: by default the emulator assumes it does.
+    clock = Clock()
+    emulator = make(clock, rate_limit_per_minute=2, limit_polls=limit_polls)
+    accepted = submit(emulator)
+    assert poll(emulator, accepted).status == 200
+    third = poll(emulator, accepted)
+    if limit_polls:
+        assert third.status == 429
+        assert third.body == {"detail": "You can make 2 requests every 60 seconds"}
+        assert submit(emulator).status == 429
+    else:
+        assert third.status == 200
+        assert submit(emulator).status == 200
+
+
 def test_concurrency_limit_counts_jobs_still_processing() -> None:
     clock = Clock()
     emulator = make(clock, max_concurrent=1)
