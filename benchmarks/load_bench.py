@@ -42,6 +42,7 @@ def run_load(
     max_concurrent: int | None = 400,
     max_pages_in_flight: int | None = 5000,
     mixed_sizes: bool = True,
+    seconds_per_page: float = 0.25,
     time_scale: float = 1.0,
     timeout: float = 3600.0,
 ) -> dict[str, Any]:
@@ -52,6 +53,8 @@ def run_load(
         max_concurrent=max_concurrent,
         max_pages_in_flight=max_pages_in_flight,
         claimed_pages={f"-p{pages}-": pages for pages in set(sizes) if pages},
+        # A 500-page job then takes about 2 min: pages in flight, not the clock, bound the run.
+        processing_seconds_per_page=seconds_per_page,
     )
     with LocalStack(StackOptions(time_scale=time_scale, emulator=emulator)) as stack:
         for schema in (SAMPLES / "schemas").glob("*.json"):
