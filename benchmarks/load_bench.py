@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Any
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 
 # Pages the emulator pretends a document has (by a part of its file name), for a mix of sizes

@@ -18,9 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from doctriage_local.template import PROJECT_ROOT
+from doctriage_local.paths import SAMPLES
 
-SAMPLES = PROJECT_ROOT / "samples"
 DEMO_TIME_SCALE = 0.05
 UP_PORT = 4566  # where `doctriage up` serves the AWS APIs (events/env.json names it)
 UP_DATALAB_PORT = 4567  # where `doctriage up` serves the Datalab emulator (events/env.json too)

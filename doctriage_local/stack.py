@@ -40,8 +40,8 @@ import boto3
 from botocore.credentials import Credentials
 
 from doctriage_local import iam as iam_local
+from doctriage_local.paths import PROJECT_ROOT
 from doctriage_local.template import (
-    PROJECT_ROOT,
     function_properties,
     load_template,
     parameter_defaults,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 
 # 1 s of the pipeline's timeline takes 10 ms here: fast, yet the 300 s scoring deadline is still 3 s

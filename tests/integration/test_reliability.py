@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record
 from tests.integration.conftest import process
 

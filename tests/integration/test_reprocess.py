@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import SAMPLES
 from doctriage_local.reprocess import failed_records, reprocess
 from tests.contracts import assert_valid_record
 from tests.integration.conftest import process

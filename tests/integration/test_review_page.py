@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doctriage_local.cli import SAMPLES
+from doctriage_local.paths import SAMPLES
 from doctriage_local.review.command import consumer_for_stack
 from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record

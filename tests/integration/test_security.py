@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig, FaultRule
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.integration.conftest import process
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 
-from doctriage_local.template import PROJECT_ROOT
+from doctriage_local.paths import PROJECT_ROOT
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
