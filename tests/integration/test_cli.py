@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from doctriage_local.cli import main
+from doctriage_local.cli.main import main
 from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus, urlsplit
 import pytest
 
 from doctriage_core.domain.documents import document_id_for
-from doctriage_local.cli import UP_DATALAB_PORT, UP_PORT
+from doctriage_local.cli.options import UP_DATALAB_PORT, UP_PORT
 from doctriage_local.emulator import FaultRule
 from doctriage_local.paths import EVENTS, SAMPLES
 from doctriage_local.template import (

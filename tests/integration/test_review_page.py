@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from doctriage_local.paths import SAMPLES
-from doctriage_local.review.command import consumer_for_stack
+from doctriage_local.review.connect import consumer_for_stack
 from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record
 from tests.integration.conftest import process
