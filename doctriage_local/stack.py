@@ -150,10 +150,8 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        # The handlers' package (functions/) is not installed: import it from the project root.
-        # doctriage_core, the layer's package, is installed (from shared/) with doctriage_local.
-        if str(PROJECT_ROOT) not in sys.path:
-            sys.path.insert(0, str(PROJECT_ROOT))
+        # functions/ (the handlers) and doctriage_core (the layer, from shared/) are installed
+        # with doctriage_local (pyproject.toml), so the handlers import as they do under pytest.
         self._set_env(AWS_DEFAULT_REGION=self.options.region, AWS_REGION=self.options.region)
         self._start_datalab()
         self._start_moto()
