@@ -24,7 +24,7 @@ from doctriage_local.template import (
     resources_of_type,
 )
 from tests.contracts import assert_valid_record, assert_valid_review_message
-from tests.integration.conftest import process, review_messages_for
+from tests.integration.helpers import process, review_messages_for
 
 STATE_EVENTS = {  # file -> the function that takes it
     "submit.json": "SubmitFunction",

@@ -18,8 +18,7 @@ from botocore.exceptions import ClientError
 from doctriage_local.paths import PROJECT_ROOT, TEMPLATE_PATH
 from doctriage_local.stack import LocalStack, StackOptions, iam
 from doctriage_local.template import load_template
-
-from .conftest import TIME_SCALE
+from tests.integration.helpers import TIME_SCALE
 
 
 @pytest.fixture(scope="module")
