@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
-from doctriage_local.stack import iam as iam_local
+import doctriage_local.stack.iam as iam_local
 from doctriage_local.template import function_properties
 
 log = logging.getLogger("doctriage.local")

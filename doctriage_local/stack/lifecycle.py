@@ -16,8 +16,8 @@ from typing import Any
 
 import boto3
 
-from doctriage_local.stack import iam as iam_local
-from doctriage_local.stack import patches
+import doctriage_local.stack.iam as iam_local
+import doctriage_local.stack.patches as patches
 from doctriage_local.stack.functions import (
     EventSourceMappings,
     InProcessLambda,

@@ -18,8 +18,8 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
+import doctriage_local.stack.iam as iam_local
 from doctriage_local.paths import PROJECT_ROOT
-from doctriage_local.stack import iam as iam_local
 from doctriage_local.stack.functions import Function
 from doctriage_local.template import (
     function_properties,
