@@ -24,8 +24,8 @@ from typing import Any
 
 import pypdfium2 as pdfium
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 
 # Pages the emulator pretends a document has (by a part of its file name), for a mix of sizes
