@@ -5,11 +5,13 @@ the state machine definition executed by moto's Step Functions interpreter, the 
 the Datalab client talking HTTP to the emulator (or to ``DATALAB_API_URL``).
 What is emulated by hand, and why:
 - Lambda: moto would need Docker to run a function; we call the handler named in the template
-  in-process instead, one invocation at a time (a Lambda container handles one event at a time,
-  and powertools' module-level objects assume it).
+  in-process instead, concurrently as Lambda does (each on its own thread, as its own role; the
+  handlers keep no per-invocation state at module level, and powertools' log context is kept
+  per thread).
 - The SQS event source mapping: moto's runs inside SendMessage, so an S3 upload would block on
-  the submit function and partial batch failures would be ignored; ours polls the queue in a
-  thread, honours ``batchItemFailures`` and leaves failed messages for redelivery and the DLQ.
+  the submit function and partial batch failures would be ignored; ours polls the queue with up
+  to ``MaximumConcurrency`` threads, honours ``batchItemFailures`` and leaves failed messages for
+  redelivery and the DLQ.
 - Time: Wait states, Retry intervals, visibility timeouts and deadlines all shrink by
   ``time_scale`` so long scenarios run in seconds.
 
