@@ -57,30 +57,12 @@ __all__ = [
 SECRET_MAX_AGE_SECONDS = 300
 
 
-@cache
-def document_store(bucket: str) -> DocumentStore:
-    return DocumentStore(bucket)
-
-
-@cache
-def results_table(name: str) -> ResultsTable:
-    return ResultsTable(name)
-
-
-@cache
-def review_queue(url: str) -> ReviewQueue:
-    return ReviewQueue(url)
-
-
-@cache
-def intake_queue(url: str) -> IntakeQueue:
-    return IntakeQueue(url)
-
-
-@cache
-def workflows(state_machine_arn: str) -> Workflows:
-    return Workflows(state_machine_arn)
-
+# One adapter per resource name, built on first use (each factory is the adapter's class, cached).
+document_store = cache(DocumentStore)
+results_table = cache(ResultsTable)
+review_queue = cache(ReviewQueue)
+intake_queue = cache(IntakeQueue)
+workflows = cache(Workflows)
 
 _clients: dict[str, DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads

@@ -322,14 +322,7 @@ def _check(
 ) -> tuple[dict[str, Any], FakeStore, FakeDatalab]:
     store = store or FakeStore()
     datalab = FakeDatalab(answers=[answer])
-    out = check_extraction(
-        state,
-        datalab=datalab,
-        store=store,
-        settings=make_settings(PollSettings, **settings),
-        now=Clock(at),
-        rng=random.Random(7),
-    )
+    out = _poll(state, datalab, store, at=at, **settings)
     assert datalab.checked == [latest_request(state)["check_url"]]
     return out, store, datalab
 

@@ -70,16 +70,12 @@ def evaluate_document(
     settings: EvaluateSettings,
     now: Callable[[], float] = time.time,
 ) -> Summary:
-    """Score the stored result, write the record once, queue it for review when it needs one."""
+    """Score the stored result, write the record once, queue it for review when it needs one.
+
+    With ``failure`` in the state (the failure path's Catch), record the document as failed.
+    """
     if "failure" in state:
-        return record_workflow_failure(
-            state,
-            store=store,
-            results=results,
-            review_queue=review_queue,
-            settings=settings,
-            now=now,
-        )
+        return _record_failure(state, store, results, review_queue, settings, iso_utc(now()))
     document = DocumentRef.from_state(state["document"])
     poll = state["poll"]
     raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))
@@ -117,14 +113,13 @@ def _failure_reason(error_name: str) -> str:
     return "workflow_error"
 
 
-def record_workflow_failure(
+def _record_failure(
     state: WorkflowState,
-    *,
     store: Store,
     results: Results,
     review_queue: Queue,
     settings: EvaluateSettings,
-    now: Callable[[], float] = time.time,
+    completed_at: str,
 ) -> Summary:
     """The state machine caught an error: record the document as failed with the reason."""
     document = DocumentRef.from_state(state["document"])
@@ -152,7 +147,7 @@ def record_workflow_failure(
         submissions=request["submissions"] if request else None,
         result_key=poll.get("result_key"),
         submitted_at=state.get("submitted_at"),
-        completed_at=iso_utc(now()),
+        completed_at=completed_at,
     )
     return summary(store_record(record, results, review_queue))
 
