@@ -7,7 +7,7 @@ BIN := .venv/bin
 PYTEST_ARGS ?= -q
 
 .DEFAULT_GOAL := help
-.PHONY: help bootstrap demo test lint format check-template build bench load ci clean distclean
+.PHONY: help bootstrap demo test unit lint format check-template build bench load ci clean distclean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ demo: bootstrap ## run a document through the whole pipeline locally (no AWS acc
 test: bootstrap ## run the test suite
 	@-scripts/install-browser || echo "make test: no Chromium; the review page's browser test will be skipped"
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: bootstrap ## the sub-minute loop: unit tests and the static template/ASL checks (no stack)
+	$(BIN)/pytest $(PYTEST_ARGS) tests/unit tests/statemachine
 
 # All three run even when one fails, so one run shows every finding.
 lint: bootstrap ## ruff (lint + format check) and mypy; fails on any finding

@@ -9,7 +9,8 @@ emulator enforces requests per minute, concurrent requests and pages in flight. 
 must end as a terminal record, none failed for being throttled, and no document submitted more
 often than its record says (page-rate resubmits are counted there, anything beyond is a
 duplicate). Prints documents per minute against the ceiling the request limit allows (limit ÷
-Datalab requests per document) and the 429s seen; exits 1 when a guarantee does not hold.
+Datalab requests per document, and the pages-in-flight limit ÷ the page-seconds a document
+holds, whichever is lower) and the 429s seen; exits 1 when a guarantee does not hold.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import sys
 import time
 from typing import Any
 
-from doctriage_local.cli import SAMPLES
+import pypdfium2 as pdfium
+
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 
 # Pages the emulator pretends a document has (by a part of its file name), for a mix of sizes
@@ -56,6 +59,11 @@ def run_load(
         # A 500-page job then takes about 2 min: pages in flight, not the clock, bound the run.
         processing_seconds_per_page=seconds_per_page,
     )
+    pages = {p: len(pdfium.PdfDocument(p)) for p in samples}
+    page_seconds = 0.0  # pages in flight x seconds, summed over the documents' jobs
+    for n in range(documents):
+        claimed = sizes[n % len(sizes)] or pages[samples[n % len(samples)]]
+        page_seconds += claimed * (emulator.base_processing_seconds + claimed * seconds_per_page)
     with LocalStack(StackOptions(time_scale=time_scale, emulator=emulator)) as stack:
         for schema in (SAMPLES / "schemas").glob("*.json"):
             stack.put_schema(schema.stem, schema)
@@ -85,7 +93,14 @@ def run_load(
     per_document = admitted / documents
     minutes = elapsed / time_scale / 60  # on the pipeline's own timeline
     throughput = documents / minutes
-    ceiling = rate_limit_per_minute / per_document if rate_limit_per_minute else None
+    # Two ceilings: the request limit over the requests a document needs, and the pages-in-flight
+    # limit over the page-seconds a document holds. The lower one binds.
+    ceilings = []
+    if rate_limit_per_minute:
+        ceilings.append(rate_limit_per_minute / per_document)
+    if max_pages_in_flight:
+        ceilings.append(max_pages_in_flight * 60 / (page_seconds / documents))
+    ceiling = min(ceilings) if ceilings else None
     return {
         "documents": documents,
         "uploaded_in_seconds": round(uploaded_in, 1),
@@ -106,6 +121,8 @@ def run_load(
         "most_pages_in_flight": stats.get("max_pages_in_flight_seen"),
         "datalab_requests_per_document": round(per_document, 2),
         "documents_per_minute": round(throughput, 1),
+        "ceiling_by_requests_per_minute": round(ceilings[0], 1) if rate_limit_per_minute else None,
+        "ceiling_by_pages_in_flight": round(ceilings[-1], 1) if max_pages_in_flight else None,
         "ceiling_documents_per_minute": round(ceiling, 1) if ceiling else None,
         "throughput_to_ceiling": round(throughput / ceiling, 2) if ceiling else None,
         "handler_invocations": invocations,

@@ -14,10 +14,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# DOCTRIAGE_TEMPLATE runs the local stack from another copy (the IAM tests remove a statement
-# from one); relative paths in it (CodeUri, DefinitionUri) still resolve against PROJECT_ROOT.
-TEMPLATE_PATH = Path(os.environ.get("DOCTRIAGE_TEMPLATE") or PROJECT_ROOT / "template.yaml")
+from doctriage_local.paths import TEMPLATE_PATH
 
 
 class _CfnLoader(yaml.SafeLoader):

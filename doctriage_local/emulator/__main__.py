@@ -12,6 +12,8 @@ import signal
 import threading
 from collections.abc import Sequence
 
+from doctriage_local.cli import options
+
 from .config import EmulatorConfig
 from .server import DatalabEmulator
 
@@ -19,8 +21,10 @@ from .server import DatalabEmulator
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m doctriage_local.emulator")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
+    parser.add_argument("--port", type=options.port, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--time-scale", type=options.time_scale, default=1.0, help="multiplies every delay"
+    )
     parser.add_argument("--api-key", default=EmulatorConfig.api_key)
     parser.add_argument("--scoring-lag", type=float, default=EmulatorConfig.scoring_lag_seconds)
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)

@@ -30,10 +30,11 @@ null placeholders).
 
 Team limits, as Datalab's (datalab-api.md): ``rate_limit_per_minute`` answers 429 on submit and,
 with ``limit_polls`` (the default: whether polls count is not documented, so assume the stricter),
-on polls too; ``max_concurrent`` answers 429 on submit; ``max_pages_in_flight`` (5,000 by default, None: unlimited) is enforced during
-processing, not at submission: a job whose pages would take the team's pages in flight (pages of
-jobs submitted and not yet complete) over the limit is accepted, then ends ``complete`` with
-``success: false`` and the page-rate error, after ``base_processing_seconds``; it holds no pages.
+on polls too; ``max_concurrent`` answers 429 on submit; ``max_pages_in_flight`` (5,000 by
+default, None: unlimited) is enforced during processing, not at submission: a job whose pages
+would take the team's pages in flight (pages of jobs submitted and not yet complete) over the
+limit is accepted, then ends ``complete`` with ``success: false`` and the page-rate error, after
+``base_processing_seconds``; it holds no pages.
 A job bigger than the whole limit is let through when nothing else is in flight (otherwise it
 could never run; what Datalab does then is not documented).
 

@@ -134,12 +134,7 @@ def coerce(raw: str, prop: dict[str, Any]) -> tuple[Any, str, str]:
     if kind in ("number", "integer"):
         return _coerce_number(raw, kind, prop)
     if kind == "boolean":
-        lowered = raw.lower()
-        if lowered in ("yes", "true", "y"):
-            return True, "clean", ""
-        if lowered in ("no", "false", "n"):
-            return False, "clean", ""
-        return raw, "invalid", "it is not yes or no"
+        return _coerce_boolean(raw)
     if kind == "array":
         parts = [coerce(p, prop.get("items", {})) for p in re.split(r"[;,]", raw) if p.strip()]
         worst = min((q for _, q, _ in parts), key=_QUALITY_RANK.__getitem__, default="empty")
@@ -151,6 +146,19 @@ def coerce(raw: str, prop: dict[str, Any]) -> tuple[Any, str, str]:
         if hit is None:
             return raw, "invalid", f"it is not one of {', '.join(map(str, enum))}"
         return hit, "clean", ""
+    return _coerce_string(raw, prop)
+
+
+def _coerce_boolean(raw: str) -> tuple[Any, str, str]:
+    lowered = raw.lower()
+    if lowered in ("yes", "true", "y"):
+        return True, "clean", ""
+    if lowered in ("no", "false", "n"):
+        return False, "clean", ""
+    return raw, "invalid", "it is not yes or no"
+
+
+def _coerce_string(raw: str, prop: dict[str, Any]) -> tuple[Any, str, str]:
     value, quality, note = raw, "clean", ""
     if prop.get("format") == "date":
         iso = parse_date(raw)
@@ -369,15 +377,8 @@ class _Extractor:
                     cells = _assign_cells(lines[i], columns)
                     if len(cells) < 2:
                         break
-                    row: dict[str, Any] = {}
-                    for pname, pschema in item_props.items():
-                        value, quality, note = coerce(cells.get(pname, ""), pschema)
-                        row[pname] = value
-                        if quality == "invalid":
-                            score = min(score, 2)
-                            notes.append(f"row {len(rows) + 1} {pname} '{value}': {note}")
-                        elif quality == "coerced":
-                            score = min(score, 4)
+                    row, row_score = _read_row(cells, item_props, len(rows) + 1, notes)
+                    score = min(score, row_score)
                     rows.append(row)
                     citations.append(lines[i].id)
                     previous = lines[i]
@@ -403,6 +404,23 @@ class _Extractor:
         reasoning = " ".join(f"{k}: {r.reasoning}" for k, r in parts.items())
         value = {k: r.value for k, r in parts.items()}
         return FieldResult(value, citations, min(r.score for r in counted), reasoning)
+
+
+def _read_row(
+    cells: dict[str, str], item_props: dict[str, Any], number: int, notes: list[str]
+) -> tuple[dict[str, Any], int]:
+    """One table row read by its columns' schemas: (row, score); problems go to ``notes``."""
+    row: dict[str, Any] = {}
+    score = 5
+    for pname, pschema in item_props.items():
+        value, quality, note = coerce(cells.get(pname, ""), pschema)
+        row[pname] = value
+        if quality == "invalid":
+            score = min(score, 2)
+            notes.append(f"row {number} {pname} '{value}': {note}")
+        elif quality == "coerced":
+            score = min(score, 4)
+    return row, score
 
 
 def _table_header(line: Line, item_props: dict[str, Any]) -> dict[str, tuple[Any, int]] | None:

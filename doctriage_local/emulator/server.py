@@ -351,21 +351,9 @@ class DatalabEmulator:
             if "file_url" in form:
                 return _detail(400, "file_url is not supported by the emulator; upload the file")
             return _invalid("file", "Field required", None, "missing")
-        if "page_schema" not in form:
-            return _invalid("page_schema", "Field required", None, "missing")
-        raw_schema = form["page_schema"].text
-        try:
-            schema = json.loads(raw_schema)
-        except ValueError:
-            return _invalid(
-                "page_schema", "page_schema is not valid JSON", raw_schema, "json_invalid"
-            )
-        if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
-            return _invalid(
-                "page_schema", "page_schema must be a JSON Schema with properties", schema
-            )
-        if not schema["properties"]:
-            return _invalid("page_schema", "page_schema has no properties", schema)
+        schema = _page_schema(form)
+        if isinstance(schema, Reply):
+            return schema
         mode = form["extraction_mode"].text if "extraction_mode" in form else "balanced"
         if mode not in MODES:
             return _invalid(
@@ -375,20 +363,10 @@ class DatalabEmulator:
         if output_format not in OUTPUT_FORMATS:
             msg = "Input should be 'markdown', 'html', 'json' or 'chunks'"
             return _invalid("output_format", msg, output_format, "enum")
-        pages = None
-        if form.get("page_range") and form["page_range"].text.strip():
-            try:
-                pages = parse_page_range(form["page_range"].text)
-            except ValueError as exc:
-                return _invalid("page_range", str(exc), form["page_range"].text)
-        max_pages = None
-        if form.get("max_pages") and form["max_pages"].text.strip():
-            text = form["max_pages"].text.strip()
-            if not text.isdigit() or int(text) < 1:
-                return _invalid(
-                    "max_pages", "Input should be a positive integer", text, "int_parsing"
-                )
-            max_pages = int(text)
+        limits = _page_limits(form)
+        if isinstance(limits, Reply):
+            return limits
+        pages, max_pages = limits
         extension = os.path.splitext(upload.filename)[1].lower()
         if extension not in SUPPORTED_EXTENSIONS:
             supported = " ".join(sorted(SUPPORTED_EXTENSIONS))
@@ -584,6 +562,39 @@ class DatalabEmulator:
         if "://" in host:
             return host.rstrip("/")
         return f"http://{host}" if ":" in host else f"http://{host}:{self.port}"
+
+
+def _page_schema(form: dict[str, Part]) -> Reply | dict[str, Any]:
+    """The ``page_schema`` field as Datalab checks it (a JSON Schema with properties)."""
+    if "page_schema" not in form:
+        return _invalid("page_schema", "Field required", None, "missing")
+    raw_schema = form["page_schema"].text
+    try:
+        schema = json.loads(raw_schema)
+    except ValueError:
+        return _invalid("page_schema", "page_schema is not valid JSON", raw_schema, "json_invalid")
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict):
+        return _invalid("page_schema", "page_schema must be a JSON Schema with properties", schema)
+    if not schema["properties"]:
+        return _invalid("page_schema", "page_schema has no properties", schema)
+    return schema
+
+
+def _page_limits(form: dict[str, Part]) -> Reply | tuple[set[int] | None, int | None]:
+    """``page_range`` (0-based, "0,5-10") and ``max_pages``, when given."""
+    pages = None
+    if form.get("page_range") and form["page_range"].text.strip():
+        try:
+            pages = parse_page_range(form["page_range"].text)
+        except ValueError as exc:
+            return _invalid("page_range", str(exc), form["page_range"].text)
+    max_pages = None
+    if form.get("max_pages") and form["max_pages"].text.strip():
+        text = form["max_pages"].text.strip()
+        if not text.isdigit() or int(text) < 1:
+            return _invalid("max_pages", "Input should be a positive integer", text, "int_parsing")
+        max_pages = int(text)
+    return pages, max_pages
 
 
 def _request_id(counter: int, content: bytes) -> str:

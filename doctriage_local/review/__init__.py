@@ -11,4 +11,7 @@ messages for a document that already has a decision are acknowledged without a s
 - ``render``: document pages -> PNG (pypdfium2) without an imaging library
 - ``page``: the HTML (plain HTML + ``static/review.js`` + ``static/review.css``)
 - ``server``: the stdlib HTTP server that ties them together
+- ``connect``: which queue and table (a local stack, ``doctriage up``'s, or a deployed one)
+
+The ``doctriage review`` command itself is doctriage_local/cli/review.py.
 """

@@ -331,48 +331,14 @@ def document_page(
     if review and form is None:
         form = _form_of(review)  # show the decision in the (read-only) form
 
-    notices = []
-    if notice:
-        notices.append(f'<p class="notice" role="status">{_e(notice)}</p>')
-    if lease_warning:
-        notices.append(f'<p class="notice warn" role="alert">{_e(lease_warning)}</p>')
-    if error:
-        items = "".join(
-            f'<li><a href="#field-{indices[n]}">{_e(n)}</a>: {_e(t)}</li>'
-            for n, t in problems.items()
-            if n in indices
-        )
-        if error.reviewer:
-            items += f'<li><a href="#reviewer">your name</a>: {_e(error.reviewer)}</li>'
-        notices.append(
-            '<div class="notice error" role="alert" tabindex="-1" id="error-summary">'
-            f"<h2>Not stored: decide every flagged field</h2><ul>{items}</ul></div>"
-        )
-    if review:
-        notices.append(_decision_html(review))
-    elif not is_open:
-        notices.append(
-            '<p class="notice warn">Read-only: this document is not open here (it was not taken '
-            'from the review queue by this server). <a href="/">Take the next document</a>.</p>'
-        )
-    if record.get("error"):
-        err = record["error"]
-        notices.append(
-            f'<p class="notice error">Extraction failed: <b>{_e(err.get("type"))}</b> '
-            f"{_e(err.get('message'))}</p>"
-        )
-    other_flags = [
-        f
-        for f in record.get("flags") or []
-        if f.split(":", 1)[0]
-        in ("extraction_failed", "scores_unavailable", "low_confidence_classification")
-    ]
-    if other_flags:
-        notices.append(
-            '<p class="notice">Document flags: '
-            + ", ".join(f"<code>{_e(f)}</code>" for f in other_flags)
-            + "</p>"
-        )
+    notices = _notices(
+        record,
+        is_open=is_open,
+        indices=indices,
+        error=error,
+        notice=notice,
+        lease_warning=lease_warning,
+    )
 
     cards = "".join(
         _flagged_card(
@@ -448,6 +414,63 @@ def document_page(
 </main>"""
     title = (record.get("source") or {}).get("key") or record["document_id"]
     return _layout(f"Review {title}", body, page="document", token=token)
+
+
+def _notices(
+    record: dict[str, Any],
+    *,
+    is_open: bool,
+    indices: dict[str, int],
+    error: DecisionError | None,
+    notice: str | None,
+    lease_warning: str | None,
+) -> list[str]:
+    """The banners above the form: what happened, what is wrong, what the document's flags say."""
+    review = record.get("review")
+    problems = error.problems if error else {}
+    notices = []
+    if notice:
+        notices.append(f'<p class="notice" role="status">{_e(notice)}</p>')
+    if lease_warning:
+        notices.append(f'<p class="notice warn" role="alert">{_e(lease_warning)}</p>')
+    if error:
+        items = "".join(
+            f'<li><a href="#field-{indices[n]}">{_e(n)}</a>: {_e(t)}</li>'
+            for n, t in problems.items()
+            if n in indices
+        )
+        if error.reviewer:
+            items += f'<li><a href="#reviewer">your name</a>: {_e(error.reviewer)}</li>'
+        notices.append(
+            '<div class="notice error" role="alert" tabindex="-1" id="error-summary">'
+            f"<h2>Not stored: decide every flagged field</h2><ul>{items}</ul></div>"
+        )
+    if review:
+        notices.append(_decision_html(review))
+    elif not is_open:
+        notices.append(
+            '<p class="notice warn">Read-only: this document is not open here (it was not taken '
+            'from the review queue by this server). <a href="/">Take the next document</a>.</p>'
+        )
+    if record.get("error"):
+        err = record["error"]
+        notices.append(
+            f'<p class="notice error">Extraction failed: <b>{_e(err.get("type"))}</b> '
+            f"{_e(err.get('message'))}</p>"
+        )
+    other_flags = [
+        f
+        for f in record.get("flags") or []
+        if f.split(":", 1)[0]
+        in ("extraction_failed", "scores_unavailable", "low_confidence_classification")
+    ]
+    if other_flags:
+        notices.append(
+            '<p class="notice">Document flags: '
+            + ", ".join(f"<code>{_e(f)}</code>" for f in other_flags)
+            + "</p>"
+        )
+    return notices
 
 
 def waiting_page(

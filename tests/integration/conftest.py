@@ -1,16 +1,16 @@
-"""The local stack for integration tests: moto + the real ASL + the real handlers + the emulator."""
+"""The local stack for integration tests: moto + the real ASL + the real handlers + the emulator.
+
+Fixtures only; helpers (``process``, ``review_messages_for``, ``TIME_SCALE``) are in helpers.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLE_SCHEMAS
 from doctriage_local.stack import LocalStack, StackOptions
-
-# 1 s of the pipeline's timeline takes 10 ms here: fast, yet the 300 s scoring deadline is still 3 s
-# of wall time, which a loaded 2-core CI machine meets.
-TIME_SCALE = 0.01
+from tests.integration.helpers import TIME_SCALE
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def stack():
         environment={"DATALAB_TIMEOUT_SECONDS": "2"},
     )
     with LocalStack(options) as running:
-        for schema in (SAMPLES / "schemas").glob("*.json"):
+        for schema in SAMPLE_SCHEMAS.glob("*.json"):
             running.put_schema(schema.stem, schema)
         yield running
 
@@ -32,15 +32,3 @@ def emulator(stack):
     stack.emulator.clear_faults()
     yield stack.emulator
     stack.emulator.clear_faults()
-
-
-def process(stack, body, doc_type, *, name, metadata=None, timeout=60.0):
-    """Upload one document and wait for its terminal record."""
-    uploaded = stack.upload(body, doc_type, name=name, metadata=metadata)
-    records = stack.wait_for_records([uploaded["document_id"]], timeout=timeout)
-    assert uploaded["document_id"] in records, f"no record for {name} within {timeout} s"
-    return records[uploaded["document_id"]]
-
-
-def review_messages_for(stack, document_id):
-    return [m for m in stack.review_messages() if m["document_id"] == document_id]

@@ -14,8 +14,7 @@ import time
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
-from doctriage_local.template import PROJECT_ROOT
+from doctriage_local.paths import PROJECT_ROOT, SAMPLES
 from tests.contracts import assert_valid_record, assert_valid_review_message
 from tests.integration.up_process import command, environment, running_up
 

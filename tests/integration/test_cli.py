@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from doctriage_local.cli import SAMPLES, main
+from doctriage_local.cli.main import main
+from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"

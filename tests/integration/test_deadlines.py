@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import DatalabEmulator, EmulatorConfig, FaultRule
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record, assert_valid_review_message
 

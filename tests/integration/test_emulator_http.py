@@ -639,7 +639,8 @@ def test_null_score_placeholders_over_http(start: Callable[..., DatalabEmulator]
 
 
 def test_pending_status_over_http(start: Callable[..., DatalabEmulator]) -> None:
-    emu = start(pending_seconds=20)  # 0.2 s of "pending"
+    # 0.2 s of "pending", then processing long enough (10 s) that no loaded machine skips it
+    emu = start(pending_seconds=20, base_processing_seconds=1000)
     emu.add_fault(FaultRule(kind="pending"))
     url = check_url(submit(emu))
     assert get(emu, url).json() == {"status": "pending"}

@@ -11,9 +11,9 @@ import json
 from typing import Any
 
 from doctriage_core.domain.evaluation import evaluate_extraction
-from doctriage_local.cli import SAMPLES
+from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record, assert_valid_review_message
-from tests.integration.conftest import process, review_messages_for
+from tests.integration.helpers import process, review_messages_for
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 

@@ -14,19 +14,18 @@ from urllib.parse import unquote_plus, urlsplit
 import pytest
 
 from doctriage_core.domain.documents import document_id_for
-from doctriage_local.cli import SAMPLES, UP_DATALAB_PORT, UP_PORT
+from doctriage_local.cli.options import UP_DATALAB_PORT, UP_PORT
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import EVENTS, SAMPLES
 from doctriage_local.template import (
-    PROJECT_ROOT,
     function_properties,
     load_template,
     resolve,
     resources_of_type,
 )
 from tests.contracts import assert_valid_record, assert_valid_review_message
-from tests.integration.conftest import process, review_messages_for
+from tests.integration.helpers import process, review_messages_for
 
-EVENTS = PROJECT_ROOT / "events"
 STATE_EVENTS = {  # file -> the function that takes it
     "submit.json": "SubmitFunction",
     "poll.json": "PollFunction",

@@ -1,7 +1,7 @@
 """Each handler imported and called directly with its events/*.json, as Lambda would call it.
 
 Inside a running local stack (it sets the template's environment and hosts the resources) and
-as the function's own role (doctriage_local.iam.acting_as), so IAM is enforced as in AWS. The
+as the function's own role (doctriage_local.stack.iam.acting_as), so IAM is enforced as in AWS. The
 context is a fake LambdaContext, as in powertools' examples/batch_processing tests.
 """
 
@@ -19,11 +19,8 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from doctriage_core import errors, runtime
 from doctriage_core.domain.documents import document_id_for
-from doctriage_local import iam
-from doctriage_local.cli import SAMPLES
-from doctriage_local.template import PROJECT_ROOT
-
-EVENTS = PROJECT_ROOT / "events"
+from doctriage_local.paths import EVENTS, SAMPLES
+from doctriage_local.stack import iam
 
 
 @dataclass

@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from doctriage_local import iam
-from doctriage_local.stack import LocalStack, StackOptions
-from doctriage_local.template import PROJECT_ROOT, TEMPLATE_PATH, load_template
-
-from .conftest import TIME_SCALE
+from doctriage_local.paths import PROJECT_ROOT, TEMPLATE_PATH
+from doctriage_local.stack import LocalStack, StackOptions, iam
+from doctriage_local.template import load_template
+from tests.integration.helpers import TIME_SCALE
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record
 

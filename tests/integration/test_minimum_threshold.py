@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record
-from tests.integration.conftest import TIME_SCALE, process
+from tests.integration.helpers import TIME_SCALE, process
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 

@@ -10,10 +10,10 @@ import json
 import pytest
 
 from doctriage_core.domain.documents import document_id_for
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record, assert_valid_review_message
-from tests.integration.conftest import process, review_messages_for
+from tests.integration.helpers import process, review_messages_for
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record
-from tests.integration.conftest import process
+from tests.integration.helpers import process
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import FaultRule
+from doctriage_local.paths import SAMPLES
 from doctriage_local.reprocess import failed_records, reprocess
 from tests.contracts import assert_valid_record
-from tests.integration.conftest import process
+from tests.integration.helpers import process
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 

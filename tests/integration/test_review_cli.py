@@ -13,7 +13,7 @@ import boto3
 import httpx
 import pytest
 
-from doctriage_local.cli import SAMPLES
+from doctriage_local.paths import SAMPLES
 from tests.integration.up_process import first_line, running_up, start, stop
 
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"

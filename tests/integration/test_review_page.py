@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from doctriage_local.cli import SAMPLES
-from doctriage_local.review.command import consumer_for_stack
+from doctriage_local.paths import SAMPLES
+from doctriage_local.review.connect import consumer_for_stack
 from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record
-from tests.integration.conftest import process
+from tests.integration.helpers import process
 
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

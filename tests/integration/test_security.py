@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import EmulatorConfig, FaultRule
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
-from tests.integration.conftest import process
+from tests.integration.helpers import process
 
 KEY = "dlk-Sup3rSecretKeyValue-7f3a9c"  # distinctive enough to find anywhere
 

@@ -6,10 +6,10 @@ import socket
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record
-from tests.integration.conftest import process
+from tests.integration.helpers import process
 
 
 def _closed_port() -> int:

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
 from doctriage_local.emulator import DatalabEmulator, EmulatorConfig
+from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record, assert_valid_review_message
 

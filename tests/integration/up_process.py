@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from doctriage_local.template import PROJECT_ROOT
+from doctriage_local.paths import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 UP_ARGV = ["up", "--port", "0", "--datalab-port", "0", "--time-scale", "0.01"]

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from doctriage_local.template import PROJECT_ROOT, load_template
+from doctriage_local.paths import PROJECT_ROOT
+from doctriage_local.template import load_template
 
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 BUILT_IN_ERROR_PREFIXES = ("States.", "Lambda.")

@@ -1,4 +1,4 @@
-"""pyproject.toml installs both packages: doctriage_local and the layer's doctriage_core.
+"""pyproject.toml installs the packages: doctriage_local, the layer's doctriage_core, functions.
 
 The package list is explicit (doctriage_core is mapped to shared/doctriage_core, which
 find-packages cannot express beside doctriage_local), so a new sub-package must be added there
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tomllib
 
-from doctriage_local.template import PROJECT_ROOT
+from doctriage_local.paths import PROJECT_ROOT
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 SETUPTOOLS = PYPROJECT["tool"]["setuptools"]
@@ -25,9 +25,11 @@ def _packages_under(root: str, name: str) -> set[str]:
     } | {name}
 
 
-def test_every_package_of_both_trees_is_listed() -> None:
-    expected = _packages_under("doctriage_local", "doctriage_local") | _packages_under(
-        "shared/doctriage_core", "doctriage_core"
+def test_every_package_of_the_three_trees_is_listed() -> None:
+    expected = (
+        _packages_under("doctriage_local", "doctriage_local")
+        | _packages_under("shared/doctriage_core", "doctriage_core")
+        | _packages_under("functions", "functions")
     )
     assert set(SETUPTOOLS["packages"]) == expected
 

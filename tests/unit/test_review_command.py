@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doctriage_local.cli import main
+from doctriage_local.cli.main import main
 
 
 def test_review_without_a_local_stack_explains_the_alternatives(capsys, monkeypatch):

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from doctriage_local.cli import SAMPLES
+from doctriage_local.paths import SAMPLES
 from doctriage_local.review.render import RenderError, encode_png, render_pages
 
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"

@@ -1,0 +1,66 @@
+"""Documents through a local stack, for the commands that run one (demo, run, review --demo, up).
+
+Upload files, wait for their terminal records, say what happened on stderr; the samples and
+their schemas as the commands find them under samples/ (doctriage_local.paths).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from doctriage_local.cli.options import say
+from doctriage_local.paths import SAMPLE_SCHEMAS, SAMPLES
+
+Result = tuple[Path, dict[str, Any], dict[str, Any] | None]  # file, upload, record (None: none)
+
+
+def sample_documents() -> list[tuple[Path, str]]:
+    """Every bundled sample as (file, doc_type), doc_type being its folder's name."""
+    return sorted(
+        (path, path.parent.name)
+        for path in SAMPLES.glob("*/*")
+        if path.parent != SAMPLE_SCHEMAS and path.is_file()
+    )
+
+
+def put_sample_schemas(stack: Any, *, progress: bool = False) -> None:
+    """Every samples/schemas/<doc_type>.json onto the stack's bucket."""
+    for schema in sorted(SAMPLE_SCHEMAS.glob("*.json")):
+        stack.put_schema(schema.stem, schema)
+        if progress:
+            say(f"  schema    s3://{stack.bucket}/schemas/{schema.name}")
+
+
+def describe(record: dict[str, Any]) -> str:
+    average = record.get("extraction_score_average")
+    return (
+        f"{record['status']:<8} {record['review_status']:<12} "
+        f"avg={'-' if average is None else f'{average:.2f}'}  "
+        f"flags={', '.join(record['flags']) or '-'}"
+    )
+
+
+def process(
+    stack: Any,
+    files: list[tuple[Path, str]],
+    *,
+    metadata: dict[str, str],
+    timeout: float,
+    progress: bool,
+) -> list[Result]:
+    """Upload every (file, doc_type) and wait up to ``timeout`` for their records, in order."""
+    uploads = []
+    for path, doc_type in files:
+        uploaded = stack.upload(path, doc_type, metadata=metadata)
+        uploads.append((path, uploaded))
+        if progress:
+            say(f"  uploaded  s3://{stack.bucket}/{uploaded['key']}")
+    names = {u["document_id"]: p.name for p, u in uploads}
+
+    def on_record(record: dict[str, Any]) -> None:
+        if progress:
+            say(f"  recorded  {names[record['document_id']]:<32} {describe(record)}")
+
+    records = stack.wait_for_records(list(names), timeout=timeout, on_record=on_record)
+    return [(p, u, records.get(u["document_id"])) for p, u in uploads]

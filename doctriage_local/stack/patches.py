@@ -1,0 +1,126 @@
+"""moto and powertools patched for the local stack, once per process.
+
+Each patch defers to the active stack (one per process, ``activate``/``deactivate``), or to the
+patched code's own behaviour when none runs:
+- Lambda: moto's invoke runs the handler in this process (doctriage_local.stack.functions);
+- time: Wait states and Retry intervals shrink by the stack's ``time_scale``;
+- S3 events carry the version id of a versioned bucket's object, as real S3's do;
+- powertools: EMF metric lines are kept on the stack (stdout belongs to the CLI), and the Logger
+  keeps per-thread keys (Lambda runs one event per container; here invocations run concurrently).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+_ACTIVE: Any = None  # the LocalStack running in this process, if any
+_LOCK = threading.Lock()
+_PATCHED = False
+
+
+def activate(stack: Any) -> None:
+    global _ACTIVE
+    with _LOCK:
+        if _ACTIVE is not None:
+            raise RuntimeError("a LocalStack is already running in this process")
+        _ACTIVE = stack
+
+
+def deactivate(stack: Any) -> None:
+    global _ACTIVE
+    with _LOCK:
+        if _ACTIVE is stack:
+            _ACTIVE = None
+
+
+def _time_scale() -> float:
+    return float(_ACTIVE.options.time_scale) if _ACTIVE is not None else 1.0
+
+
+def install() -> None:
+    """Patch moto and powertools once per process."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    _patch_lambda_invoke()
+    _patch_waits()
+    _patch_s3_events()
+    _patch_powertools()
+    _PATCHED = True
+
+
+def _patch_lambda_invoke() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    original_invoke = LambdaFunction._invoke_lambda
+
+    def invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        stack = _ACTIVE
+        if stack is None or self.function_name not in stack.functions:
+            return original_invoke(self, event)
+        payload = json.loads(event) if isinstance(event, str) else (event or {})
+        result, errored = stack.invoke(self.function_name, payload)
+        return json.dumps(result), errored, ""
+
+    LambdaFunction._invoke_lambda = invoke_lambda  # type: ignore[method-assign]
+
+
+def _patch_waits() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds > 0:
+            env.program_state_event.wait(wait_seconds * _time_scale())
+
+    class _ScaledTime:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            time.sleep(seconds * _time_scale())
+
+    WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+
+
+def _patch_s3_events() -> None:
+    from moto.s3 import notifications
+
+    original_event = notifications._get_s3_event
+
+    def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        # Real S3 puts the version id of a versioned bucket's object in the event; moto does not.
+        event = original_event(event_name, bucket, key, notification_id)
+        version_id = getattr(key, "version_id", None)
+        if version_id and version_id != "null":
+            for record in event["Records"]:
+                record["s3"]["object"]["versionId"] = version_id
+        return event
+
+    notifications._get_s3_event = s3_event
+
+
+def _patch_powertools() -> None:
+    from aws_lambda_powertools import Logger
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as emf
+
+    def emf_print(*args: Any, **kwargs: Any) -> None:
+        # powertools prints EMF to stdout; here stdout belongs to the CLI, so keep them aside.
+        if _ACTIVE is not None:
+            _ACTIVE.metric_lines.append(" ".join(str(a) for a in args))
+        else:
+            print(*args, file=sys.stderr)
+
+    # Lambda runs one event per container; here concurrent invocations share one Logger, so each
+    # thread keeps its own context (function name, request id, correlation id).
+    Logger.append_keys = Logger.thread_safe_append_keys  # type: ignore[method-assign]
+    Logger.remove_keys = Logger.thread_safe_remove_keys  # type: ignore[method-assign]
+    emf.print = emf_print  # type: ignore[attr-defined]
