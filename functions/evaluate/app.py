@@ -5,14 +5,13 @@ The state machine's failure path calls this too, with ``failure`` in the input.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from doctriage_core import runtime
-from doctriage_core.pipeline import evaluate_document
+from doctriage_core.workflow.finish import Summary, evaluate_document
+from doctriage_core.workflow.state import WorkflowState
 
 logger = Logger()
 metrics = Metrics()
@@ -20,13 +19,14 @@ metrics = Metrics()
 
 @logger.inject_lambda_context(correlation_id_path="document.document_id")
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: WorkflowState, context: LambdaContext) -> Summary:
+    settings = runtime.evaluate_settings()
     summary = evaluate_document(
         event,
-        store=runtime.document_store(),
-        results=runtime.results_table(),
-        review_queue=runtime.review_queue(),
-        settings=runtime.settings(),
+        store=runtime.document_store(settings.documents_bucket),
+        results=runtime.results_table(settings.results_table),
+        review_queue=runtime.review_queue(settings.review_queue_url),
+        settings=settings,
     )
     name = (
         "DocumentsFailed"

@@ -5,8 +5,6 @@ Transient Datalab errors propagate by class name for the state machine to retry.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,7 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # so that evaluate, which never calls Datalab, does without it.
 import doctriage_core.adapters.datalab  # noqa: F401
 from doctriage_core import runtime
-from doctriage_core.pipeline import check_extraction
+from doctriage_core.workflow.poll import check_extraction
+from doctriage_core.workflow.state import PollStatus, WorkflowState
 
 logger = Logger()
 metrics = Metrics()
@@ -23,12 +22,13 @@ metrics = Metrics()
 
 @logger.inject_lambda_context(correlation_id_path="document.document_id")
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: WorkflowState, context: LambdaContext) -> PollStatus:
+    settings = runtime.poll_settings()
     status = check_extraction(
         event,
-        datalab=runtime.datalab_client(),
-        store=runtime.document_store(),
-        settings=runtime.settings(),
+        datalab=runtime.datalab_client(settings.datalab),
+        store=runtime.document_store(settings.documents_bucket),
+        settings=settings,
     )
     metrics.add_metric(name="DatalabPolls", unit=MetricUnit.Count, value=1)
     logger.info(

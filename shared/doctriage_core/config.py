@@ -1,6 +1,8 @@
-"""Settings read from the Lambda environment (set by template.yaml), validated once per container.
+"""Settings read from the Lambda environment (set by template.yaml), one set per function.
 
-Read on first use, never at import, so tests and the local stack can set the environment first.
+Each function requires only the variables it uses: a missing required one is a ConfigError
+naming it. Read on first use, never at import, so tests and the local stack can set the
+environment first; cached for the container's life (``runtime.reset`` forgets them).
 """
 
 from __future__ import annotations
@@ -10,30 +12,60 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
+from doctriage_core.errors import ConfigError
 
-class ConfigError(RuntimeError):
-    """The function is deployed with a missing or invalid setting: an operator must fix it."""
+__all__ = [
+    "ConfigError",
+    "DatalabSettings",
+    "EvaluateSettings",
+    "PollSettings",
+    "SubmitSettings",
+    "evaluate_settings",
+    "poll_settings",
+    "submit_settings",
+]
 
 
 @dataclass(frozen=True)
-class Settings:
+class DatalabSettings:
+    api_url: str
+    api_key_secret_arn: str
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class SubmitSettings:
     documents_bucket: str
     results_table: str
     review_queue_url: str
-    datalab_api_url: str
-    datalab_api_key_secret_arn: str
-    human_review_threshold: float
-    processing_deadline_seconds: float
-    scoring_deadline_seconds: float
-    state_machine_arn: str | None = None
-    idempotency_table: str | None = None
-    intake_queue_url: str | None = None
-    datalab_timeout_seconds: float = 30.0
-    submit_max_receives: int = 10
+    intake_queue_url: str
+    state_machine_arn: str
+    idempotency_table: str
+    datalab: DatalabSettings
+    human_review_threshold: float = 0.85
     # The lowest review threshold an upload's metadata may ask for (MinimumUploadThreshold).
     minimum_upload_threshold: float = 0.0
+    # The intake queue's maxReceiveCount (template parameter IntakeMaxReceives).
+    max_receives: int = 10
     # Local runs only: 0.01 makes every deadline and elapsed time count 100x faster.
     time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class PollSettings:
+    documents_bucket: str
+    datalab: DatalabSettings
+    processing_deadline_seconds: float = 1800.0
+    scoring_deadline_seconds: float = 300.0
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    documents_bucket: str
+    results_table: str
+    review_queue_url: str
+    human_review_threshold: float = 0.85
 
 
 def _required(name: str) -> str:
@@ -56,30 +88,71 @@ def _number(name: str, default: float, *, low: float, high: float = math.inf) ->
     return value
 
 
+def _datalab() -> DatalabSettings:
+    return DatalabSettings(
+        api_url=_required("DATALAB_API_URL"),
+        api_key_secret_arn=_required("DATALAB_API_KEY_SECRET_ARN"),
+        timeout_seconds=_number("DATALAB_TIMEOUT_SECONDS", 30, low=0.1, high=900),
+    )
+
+
+def _review_threshold() -> float:
+    return _number("HUMAN_REVIEW_THRESHOLD", 0.85, low=0.0, high=1.0)
+
+
+def _time_scale() -> float:
+    return _number("DOCTRIAGE_TIME_SCALE", 1.0, low=1e-6, high=1.0)
+
+
 @cache
-def get_settings() -> Settings:
+def submit_settings() -> SubmitSettings:
     minimum_upload_threshold = _number("MINIMUM_UPLOAD_THRESHOLD", 0.0, low=0.0, high=1.0)
-    human_review_threshold = _number("HUMAN_REVIEW_THRESHOLD", 0.85, low=0.0, high=1.0)
+    human_review_threshold = _review_threshold()
     if human_review_threshold < minimum_upload_threshold:
         raise ConfigError(
             f"HUMAN_REVIEW_THRESHOLD={human_review_threshold} is below "
             f"MINIMUM_UPLOAD_THRESHOLD={minimum_upload_threshold}: the stack default must not "
             "allow what an upload may not ask for"
         )
-    return Settings(
+    return SubmitSettings(
         documents_bucket=_required("DOCUMENTS_BUCKET"),
         results_table=_required("RESULTS_TABLE"),
         review_queue_url=_required("REVIEW_QUEUE_URL"),
-        datalab_api_url=_required("DATALAB_API_URL"),
-        datalab_api_key_secret_arn=_required("DATALAB_API_KEY_SECRET_ARN"),
+        intake_queue_url=_required("INTAKE_QUEUE_URL"),
+        state_machine_arn=_required("STATE_MACHINE_ARN"),
+        # Required: idempotency never switches itself off. Tests that want it off say so with
+        # powertools' POWERTOOLS_IDEMPOTENCY_DISABLED=true.
+        idempotency_table=_required("IDEMPOTENCY_TABLE"),
+        datalab=_datalab(),
         human_review_threshold=human_review_threshold,
+        minimum_upload_threshold=minimum_upload_threshold,
+        max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
+        time_scale=_time_scale(),
+    )
+
+
+@cache
+def poll_settings() -> PollSettings:
+    return PollSettings(
+        documents_bucket=_required("DOCUMENTS_BUCKET"),
+        datalab=_datalab(),
         processing_deadline_seconds=_number("PROCESSING_DEADLINE_SECONDS", 1800, low=1),
         scoring_deadline_seconds=_number("SCORING_DEADLINE_SECONDS", 300, low=1),
-        state_machine_arn=os.environ.get("STATE_MACHINE_ARN") or None,
-        idempotency_table=os.environ.get("IDEMPOTENCY_TABLE") or None,
-        intake_queue_url=os.environ.get("INTAKE_QUEUE_URL") or None,
-        datalab_timeout_seconds=_number("DATALAB_TIMEOUT_SECONDS", 30, low=0.1, high=900),
-        submit_max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
-        minimum_upload_threshold=minimum_upload_threshold,
-        time_scale=_number("DOCTRIAGE_TIME_SCALE", 1.0, low=1e-6, high=1.0),
+        time_scale=_time_scale(),
     )
+
+
+@cache
+def evaluate_settings() -> EvaluateSettings:
+    return EvaluateSettings(
+        documents_bucket=_required("DOCUMENTS_BUCKET"),
+        results_table=_required("RESULTS_TABLE"),
+        review_queue_url=_required("REVIEW_QUEUE_URL"),
+        human_review_threshold=_review_threshold(),
+    )
+
+
+def clear() -> None:
+    """Forget the cached settings (the next read sees the environment as it is then)."""
+    for read in (submit_settings, poll_settings, evaluate_settings):
+        read.cache_clear()

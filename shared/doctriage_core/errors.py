@@ -6,13 +6,17 @@ that each name there exists here and that every transient one is retried.
 
 Permanent errors carry a short ``reason`` slug: it becomes the record's flag
 ``extraction_failed:<reason>``.
+
+The registries below are derived from the class hierarchy, never listed by hand: a new subclass
+of :class:`TransientError` is in ``TRANSIENT_ERRORS`` the moment it exists, and the static ASL
+test (tests/statemachine/) then fails until the state machine retries it too.
 """
 
 from __future__ import annotations
 
 
 class DoctriageError(Exception):
-    """Base of all our errors."""
+    """Base of all our document errors: each names why one document failed."""
 
     reason = "internal_error"
     transient = False
@@ -162,25 +166,38 @@ class InvalidThreshold(PermanentError):
     reason = "invalid_threshold"
 
 
-TRANSIENT_ERRORS: tuple[type[TransientError], ...] = (
-    DatalabRateLimited,
-    DatalabServerError,
-    DatalabUnreachable,
-    S3Unavailable,
-)
-PERMANENT_ERRORS: tuple[type[PermanentError], ...] = (
-    DatalabAuthError,
-    DatalabRequestRejected,
-    DatalabResultExpired,
-    DatalabExtractionFailed,
-    DatalabPageRateLimited,
-    DatalabMalformedResponse,
-    UntrustedCheckUrl,
-    DeadlineExceeded,
-    InvalidDocument,
-    SchemaNotFound,
-    SchemaInvalid,
-    S3AccessDenied,
-    S3RequestFailed,
-    InvalidThreshold,
-)
+# --- not a document's failure: raised to the Lambda runtime, never recorded as a reason ---------
+
+
+class ConfigError(RuntimeError):
+    """The function is deployed with a missing or invalid setting: an operator must fix it.
+
+    Not a DoctriageError on purpose: submit must not record a document as failed for it (the
+    message is redelivered once the setting is fixed); in the state machine the catch-all records
+    ``workflow_error``.
+    """
+
+
+class MalformedMessage(ValueError):
+    """An intake message that is not an S3 event notification: no retry can fix it (to the DLQ)."""
+
+
+_BASES = (DoctriageError, TransientError, PermanentError)
+
+
+def _concrete(base: type[DoctriageError]) -> tuple[type[DoctriageError], ...]:
+    """Every subclass of ``base`` at any depth, bases excluded, in definition order."""
+    found: list[type[DoctriageError]] = []
+    pending = list(base.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        if cls not in found and cls not in _BASES:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return tuple(found)
+
+
+TRANSIENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(TransientError)
+PERMANENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(PermanentError)
+# Errors for the operator or the DLQ, not a document's state: the third and last registry.
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, MalformedMessage)

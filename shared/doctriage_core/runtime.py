@@ -6,14 +6,19 @@ Datalab client (httpx) is imported on first use: evaluate never calls Datalab an
 an HTTP client (submit and poll import it at init). The key comes from Secrets Manager through
 powertools' Parameters (cached for 5 minutes), imported on the first call that needs it: its
 providers (SSM, AppConfig, DynamoDB) cost about 4 ms of imports (docs/benchmarks.md).
+
+Each function reads its own settings (``submit_settings``, ``poll_settings``,
+``evaluate_settings``) and builds the adapters from them: an adapter is cached per resource name.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
+from doctriage_core import config
 from doctriage_core.adapters.aws import (
     DocumentStore,
     IntakeQueue,
@@ -21,45 +26,43 @@ from doctriage_core.adapters.aws import (
     ReviewQueue,
     Workflows,
 )
-from doctriage_core.config import ConfigError, Settings, get_settings
+from doctriage_core.config import (
+    DatalabSettings,
+    SubmitSettings,
+    evaluate_settings,
+    poll_settings,
+    submit_settings,
+)
+from doctriage_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from doctriage_core.adapters.datalab import DatalabClient
+    from doctriage_core.domain.documents import DocumentRef
+    from doctriage_core.workflow.submit import SubmitOutcome
+
+__all__ = [
+    "datalab_client",
+    "document_store",
+    "evaluate_settings",
+    "intake_queue",
+    "poll_settings",
+    "reset",
+    "results_table",
+    "review_queue",
+    "submit_settings",
+    "submit_step",
+    "workflows",
+]
 
 SECRET_MAX_AGE_SECONDS = 300
 
 
-def settings() -> Settings:
-    return get_settings()
-
-
-@cache
-def document_store() -> DocumentStore:
-    return DocumentStore(get_settings().documents_bucket)
-
-
-@cache
-def results_table() -> ResultsTable:
-    return ResultsTable(get_settings().results_table)
-
-
-@cache
-def review_queue() -> ReviewQueue:
-    return ReviewQueue(get_settings().review_queue_url)
-
-
-@cache
-def intake_queue() -> IntakeQueue:
-    return IntakeQueue(get_settings().intake_queue_url or "")
-
-
-@cache
-def workflows() -> Workflows:
-    arn = get_settings().state_machine_arn
-    if not arn:
-        raise ConfigError("environment variable STATE_MACHINE_ARN is not set")
-    return Workflows(arn)
-
+# One adapter per resource name, built on first use (each factory is the adapter's class, cached).
+document_store = cache(DocumentStore)
+results_table = cache(ResultsTable)
+review_queue = cache(ReviewQueue)
+intake_queue = cache(IntakeQueue)
+workflows = cache(Workflows)
 
 _clients: dict[str, DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
@@ -67,14 +70,13 @@ _clients: dict[str, DatalabClient] = {}
 _clients_lock = threading.Lock()
 
 
-def datalab_client() -> DatalabClient:
+def datalab_client(settings: DatalabSettings) -> DatalabClient:
     """A client for the configured API with the current key (cached, refreshed every 5 min)."""
     from aws_lambda_powertools.utilities import parameters
 
     from doctriage_core.adapters.datalab import DatalabClient
 
-    config = get_settings()
-    key = parameters.get_secret(config.datalab_api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
+    key = parameters.get_secret(settings.api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
     if not isinstance(key, str) or not key.strip():
         raise ConfigError("the Datalab API key secret is empty")
     with _clients_lock:
@@ -84,14 +86,33 @@ def datalab_client() -> DatalabClient:
                 stale.close()
             _clients.clear()
             client = _clients[key] = DatalabClient(
-                config.datalab_api_url, key.strip(), timeout=config.datalab_timeout_seconds
+                settings.api_url, key.strip(), timeout=settings.timeout_seconds
             )
     return client
 
 
+def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], SubmitOutcome]:
+    """workflow.submit.submit_upload with submit's adapters: (document, last_delivery)."""
+    from doctriage_core.workflow.submit import submit_upload
+
+    def step(document: DocumentRef, last_delivery: bool) -> SubmitOutcome:
+        return submit_upload(
+            document,
+            last_delivery=last_delivery,
+            store=document_store(settings.documents_bucket),
+            datalab=lambda: datalab_client(settings.datalab),
+            results=results_table(settings.results_table),
+            review_queue=review_queue(settings.review_queue_url),
+            workflows=workflows(settings.state_machine_arn),
+            settings=settings,
+        )
+
+    return step
+
+
 def reset() -> None:
     """Forget every cached setting, adapter and client (the local stack calls this between runs)."""
-    get_settings.cache_clear()
+    config.clear()
     for factory in (document_store, results_table, review_queue, intake_queue, workflows):
         factory.cache_clear()
     for client in _clients.values():

@@ -88,10 +88,25 @@ def test_wait_state_sleeps_for_the_polls_next_wait(definition):
     assert checks.check_wait_reads_poll_result(definition, POLL_STATE) == []
 
 
-def test_error_lists_are_consistent():
-    # A class in both lists (or a concrete error in neither) would make the retry check meaningless.
-    assert not TRANSIENT & PERMANENT
-    assert TRANSIENT | PERMANENT <= ERROR_CLASSES
+def test_every_error_is_in_exactly_one_registry():
+    # The registries are derived from the class hierarchy; a class in two (or in none) would make
+    # the retry check above meaningless for it.
+    registries = {
+        "TRANSIENT_ERRORS": {cls.__name__ for cls in errors.TRANSIENT_ERRORS},
+        "PERMANENT_ERRORS": {cls.__name__ for cls in errors.PERMANENT_ERRORS},
+        "OPERATIONAL_ERRORS": {cls.__name__ for cls in errors.OPERATIONAL_ERRORS},
+    }
+    bases = {"DoctriageError", "TransientError", "PermanentError"}
+    for name in sorted(ERROR_CLASSES - bases):
+        homes = [registry for registry, names in registries.items() if name in names]
+        assert len(homes) == 1, f"{name} is in {homes or 'no registry'}"
+    assert not bases & set().union(*registries.values())
+
+
+def test_every_concrete_transient_error_is_retried_by_check_extraction(definition):
+    retried = set(checks.error_names(definition["States"][POLL_STATE], "Retry"))
+    missing = sorted(TRANSIENT - retried)
+    assert not missing, f"{POLL_STATE!r} Retry does not list {missing}: add them to the ASL"
 
 
 def test_moto_parses_the_deployed_definition(template, project, text):

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from doctriage_core.config import ConfigError, get_settings
+from doctriage_core import config
+from doctriage_core.config import submit_settings as get_settings
+from doctriage_core.errors import ConfigError
 
 REQUIRED = {
     "DOCUMENTS_BUCKET": "docs",
@@ -14,6 +16,9 @@ REQUIRED = {
     "REVIEW_QUEUE_URL": "https://sqs.local/review",
     "DATALAB_API_URL": "https://www.datalab.to",
     "DATALAB_API_KEY_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:1:secret:k",
+    "INTAKE_QUEUE_URL": "https://sqs.local/intake",
+    "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:sm",
+    "IDEMPOTENCY_TABLE": "idempotency",
 }
 
 
@@ -23,9 +28,9 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.setenv(name, value)
     for name in ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD"):
         monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
+    config.clear()
     yield
-    get_settings.cache_clear()
+    config.clear()
 
 
 def test_the_minimum_defaults_to_zero() -> None:

@@ -19,12 +19,12 @@ import pytest
 
 from doctriage_core.adapters.datalab import (
     _MAX_TEXT,
-    CHUNK_SIZE,
     DatalabClient,
     Submission,
     check_api_url,
     parse_retry_after,
 )
+from doctriage_core.adapters.multipart import CHUNK_SIZE
 from doctriage_core.errors import (
     DatalabAuthError,
     DatalabExtractionFailed,

@@ -18,8 +18,8 @@ from doctriage_core.domain.records import (
     complete_record,
     failed_record,
     review_message,
-    utc_now_iso,
 )
+from doctriage_core.domain.timeline import utc_now_iso
 from tests.contracts import assert_valid_record, assert_valid_review_message
 
 DOC = DocumentRef(

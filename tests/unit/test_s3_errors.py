@@ -23,8 +23,10 @@ from botocore.stub import Stubber
 
 from doctriage_core import errors
 from doctriage_core.adapters.aws import DocumentStore
-from doctriage_core.pipeline import Upload, submit_upload
-from tests.unit.test_pipeline import (
+from doctriage_core.config import SubmitSettings
+from doctriage_core.workflow.intake import Upload
+from doctriage_core.workflow.submit import submit_upload
+from tests.unit.test_workflow import (
     BUCKET,
     PDF,
     SCHEMA,
@@ -37,7 +39,7 @@ from tests.unit.test_pipeline import (
     FakeWorkflows,
     make_settings,
 )
-from tests.unit.test_pipeline import _assert_failed as assert_failed
+from tests.unit.test_workflow import _assert_failed as assert_failed
 
 KEY = "incoming/invoice/a.pdf"
 URI = f"s3://{BUCKET}/{KEY}"
@@ -228,14 +230,14 @@ def _env(store: DocumentStore) -> Env:
 
 def _submit(env: Env, *, receive_count: int = 1) -> Any:
     return submit_upload(
-        Upload(bucket=BUCKET, raw_key=KEY, version_id="v-1", etag="etag-1", size=10),
-        receive_count=receive_count,
+        Upload(bucket=BUCKET, raw_key=KEY, version_id="v-1", etag="etag-1", size=10).document(),
+        last_delivery=receive_count >= 3,
         store=env.store,
         datalab=lambda: env.datalab,
         results=env.results,
         review_queue=env.queue,
         workflows=env.workflows,
-        settings=make_settings(submit_max_receives=3),
+        settings=make_settings(SubmitSettings),
         now=Clock(T0),
     )
 

@@ -7,7 +7,7 @@ and the local stack can point them at moto without patching anything.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, BinaryIO, cast
@@ -188,14 +188,15 @@ def _to_dynamodb(record: dict[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _from_dynamodb(value: Any) -> Any:
+def from_dynamodb(value: Any) -> Any:
+    """An item as DynamoDB returns it, with plain numbers again: the one reader of its Decimals."""
     if isinstance(value, Decimal):
         # 5 stays an int (scores); 5.0 and 0.75 come back as floats, as they were written.
         return int(value) if int(value.as_tuple().exponent) >= 0 else float(value)
     if isinstance(value, dict):
-        return {k: _from_dynamodb(v) for k, v in value.items()}
+        return {k: from_dynamodb(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_from_dynamodb(v) for v in value]
+        return [from_dynamodb(v) for v in value]
     return value
 
 
@@ -223,7 +224,7 @@ class ResultsTable:
         item = self._table.get_item(Key={"document_id": document_id}, ConsistentRead=True).get(
             "Item"
         )
-        return _from_dynamodb(item) if item else None
+        return from_dynamodb(item) if item else None
 
     def record_review(self, document_id: str, review: dict[str, Any]) -> bool:
         """Store a reviewer's decision under ``review`` once; False when one is already stored.
@@ -299,7 +300,7 @@ class Workflows:
             raise
         return True
 
-    def start(self, name: str, state: dict[str, Any]) -> bool:
+    def start(self, name: str, state: Mapping[str, Any]) -> bool:
         """Start the execution; False when one with this name already exists."""
         try:
             self._sfn.start_execution(

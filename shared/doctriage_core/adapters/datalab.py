@@ -12,16 +12,15 @@ import email.utils
 import ipaddress
 import json
 import math
-import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, BinaryIO, NoReturn
 
 import httpx
 
+from doctriage_core.adapters.multipart import MultipartBody
 from doctriage_core.errors import (
     DatalabAuthError,
     DatalabExtractionFailed,
@@ -33,13 +32,11 @@ from doctriage_core.errors import (
     DatalabServerError,
     DatalabUnreachable,
     DoctriageError,
-    InvalidDocument,
     UntrustedCheckUrl,
 )
 
 EXTRACT_PATH = "/api/v1/extract"
 CONNECT_TIMEOUT = 5.0
-CHUNK_SIZE = 64 * 1024
 # Datalab's page-rate throttle: a ``complete`` job with ``success: false`` and this error text.
 PAGE_RATE_LIMIT_PREFIX = "Page rate limit exceeded"
 _STATUS_TEXT = re.compile(r"^[a-z_]{1,40}$")
@@ -149,7 +146,7 @@ class DatalabClient:
         """
         if not _CONTENT_TYPE.match(content_type):
             raise ValueError("content_type must be printable ASCII")
-        body = _Multipart(
+        body = MultipartBody(
             fields={"page_schema": page_schema, "extraction_mode": "fast", "output_format": "json"},
             file_field="file",
             filename=filename,
@@ -269,72 +266,6 @@ class DatalabClient:
             arg.replace(self._key, REDACTED) if isinstance(arg, str) else arg for arg in error.args
         )
         raise error from cause
-
-
-class _Multipart:
-    """A multipart/form-data body that reads the file in chunks while it is being sent.
-
-    Written here rather than with httpx's ``files=`` so that a known size gives an exact
-    Content-Length (some servers and proxies refuse chunked uploads) and a stream that is
-    shorter or longer than announced is caught before it corrupts the request.
-    """
-
-    def __init__(
-        self,
-        *,
-        fields: dict[str, str],
-        file_field: str,
-        filename: str,
-        content_type: str,
-        stream: BinaryIO,
-        size: int | None,
-    ) -> None:
-        boundary = os.urandom(16).hex()
-        self.content_type = f"multipart/form-data; boundary={boundary}"
-        parts = [
-            _part(boundary, _param("name", name)) + value.encode() + b"\r\n"
-            for name, value in fields.items()
-        ]
-        disposition = f"{_param('name', file_field)}; {_param('filename', filename)}"
-        parts.append(_part(boundary, disposition, content_type))
-        head = b"".join(parts)
-        self._head = head
-        self._tail = f"\r\n--{boundary}--\r\n".encode()
-        self._stream = stream
-        self._size = size
-        self.content_length = None if size is None else len(head) + size + len(self._tail)
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self._head
-        sent = 0
-        while chunk := self._stream.read(CHUNK_SIZE):
-            sent += len(chunk)
-            if self._size is not None and sent > self._size:
-                break
-            yield bytes(chunk)
-        if self._size is not None and sent != self._size:
-            raise InvalidDocument(
-                f"the document stream did not match its announced size of {self._size} bytes",
-                reason="size_mismatch",
-            )
-        yield self._tail
-
-
-def _part(boundary: str, disposition: str, content_type: str | None = None) -> bytes:
-    header = f"--{boundary}\r\nContent-Disposition: form-data; {disposition}\r\n"
-    if content_type is not None:
-        header += f"Content-Type: {content_type}\r\n"
-    return (header + "\r\n").encode()
-
-
-def _param(name: str, value: str) -> str:
-    # Same escaping as browsers (HTML5) and httpx: quotes, backslashes, CR/LF cannot break out.
-    escaped = re.sub(
-        r'["\\\x00-\x1f]',
-        lambda m: "\\\\" if m.group() == "\\" else f"%{ord(m.group()):02X}",
-        value,
-    )
-    return f'{name}="{escaped}"'
 
 
 def _status_error(response: httpx.Response, call: str, secret: str) -> DoctriageError:

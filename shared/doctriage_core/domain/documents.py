@@ -8,14 +8,19 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 from doctriage_core.errors import InvalidDocument
 
+# The bucket's three rooms: uploads, extraction schemas, our copies of Datalab's results.
 INCOMING_PREFIX = "incoming/"
 SCHEMA_PREFIX = "schemas/"
+RESULTS_PREFIX = "results/"
+# S3 user metadata (x-amz-meta-human-review-threshold): an upload's own review threshold.
+UPLOAD_THRESHOLD_METADATA = "human-review-threshold"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # Datalab's per-file limit
 _DOC_TYPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: "$" also matches before "\n"
 
@@ -90,7 +95,7 @@ class DocumentRef:
         return asdict(self)
 
     @classmethod
-    def from_state(cls, data: dict[str, Any]) -> DocumentRef:
+    def from_state(cls, data: Mapping[str, Any]) -> DocumentRef:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
 
@@ -130,6 +135,11 @@ def doc_type_from_key(key: str) -> str:
 
 def schema_key_for(doc_type: str) -> str:
     return f"{SCHEMA_PREFIX}{doc_type}.json"
+
+
+def result_key_for(document_id: str) -> str:
+    """Where the poll step keeps its copy of a document's raw Datalab result."""
+    return f"{RESULTS_PREFIX}{document_id}/datalab-result.json"
 
 
 def content_type_for(key: str) -> str:

@@ -43,9 +43,8 @@ import fastjsonschema
 from doctriage_core.domain.citations import index_blocks, locate
 from doctriage_core.domain.extraction import field_score, parse_extraction
 from doctriage_core.domain.schemas import (
-    THRESHOLD_KEY,
     document_threshold,
-    parse_threshold,
+    field_threshold,
     property_validator,
 )
 from doctriage_core.errors import SchemaInvalid
@@ -134,15 +133,6 @@ def _is_valid(schema: dict[str, Any], name: str, value: Any) -> bool:
     return True
 
 
-def _field_threshold(
-    prop: object, name: str, doc_threshold: float, upload_threshold: float | None
-) -> float:
-    """schemas.field_threshold, given the document's threshold (computed once, not per field)."""
-    if upload_threshold is None and isinstance(prop, dict) and THRESHOLD_KEY in prop:
-        return parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
-    return doc_threshold
-
-
 def _is_low(confidence: float | None, threshold: float, *, no_scores: bool) -> bool:
     if threshold <= 0.0:
         return False
@@ -228,7 +218,9 @@ def evaluate_extraction(
     document_type_confidence: float | None = None
 
     for name, field in fields.items():
-        threshold = _field_threshold(properties[name], name, doc_threshold, upload_threshold)
+        threshold = field_threshold(
+            properties[name], name, doc_threshold=doc_threshold, upload_threshold=upload_threshold
+        )
         valid = not field.found or _is_valid(schema, name, field.value)
         if name in required and not field.found:
             flags.add(f"missing_field:{name}")

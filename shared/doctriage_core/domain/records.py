@@ -7,7 +7,6 @@ Records hold plain JSON values (floats, never Decimal or NaN); the storage adapt
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 from doctriage_core.domain.documents import DocumentRef
@@ -15,13 +14,9 @@ from doctriage_core.domain.evaluation import Evaluation
 
 REVIEW_MESSAGE_SCHEMA_VERSION = "1"
 # A failure message is for a human; capping it keeps a record well inside DynamoDB's 400 KB
-# item limit and SQS's 256 KB message limit whatever an upstream error text contains.
-MAX_ERROR_MESSAGE = 2000
-
-
-def utc_now_iso() -> str:
-    """Now as ISO 8601 UTC with milliseconds and a ``Z``: ``2025-01-31T12:00:00.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+# item limit and SQS's 256 KB message limit whatever an upstream error text contains. The one
+# cap: every failure message reaches a record through failed_record.
+MAX_ERROR_MESSAGE = 1000
 
 
 def _datalab(

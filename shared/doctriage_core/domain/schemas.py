@@ -18,6 +18,7 @@ from typing import Any
 
 import fastjsonschema
 
+from doctriage_core.domain.documents import UPLOAD_THRESHOLD_METADATA
 from doctriage_core.errors import InvalidThreshold, SchemaInvalid
 
 THRESHOLD_KEY = "x-review-threshold"
@@ -64,26 +65,22 @@ def document_threshold(
 ) -> float:
     """The document-level threshold: upload > document type (top-level key) > stack default."""
     if upload_threshold is not None:
-        return parse_threshold(upload_threshold, source="upload metadata human-review-threshold")
+        return parse_threshold(
+            upload_threshold, source=f"upload metadata {UPLOAD_THRESHOLD_METADATA}"
+        )
     if THRESHOLD_KEY in schema:
         return parse_threshold(schema[THRESHOLD_KEY], source=f"schema top-level {THRESHOLD_KEY}")
     return parse_threshold(default_threshold, source="stack default HumanReviewThreshold")
 
 
 def field_threshold(
-    schema: dict[str, Any],
-    name: str,
-    *,
-    default_threshold: float,
-    upload_threshold: float | None,
+    prop: object, name: str, *, doc_threshold: float, upload_threshold: float | None
 ) -> float:
-    """One property's threshold: upload > property > document type > stack default."""
-    prop = schema.get("properties", {}).get(name)
+    """One property's threshold: upload > property > the document's (:func:`document_threshold`,
+    computed once per document and passed in): the one place the precedence is written."""
     if upload_threshold is None and isinstance(prop, dict) and THRESHOLD_KEY in prop:
         return parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
-    return document_threshold(
-        schema, default_threshold=default_threshold, upload_threshold=upload_threshold
-    )
+    return doc_threshold
 
 
 def property_validator(schema: dict[str, Any], name: str) -> Validator:

@@ -1,4 +1,4 @@
-"""pipeline.py step by step, with in-memory adapters that implement its Protocols (no moto).
+"""The workflow step by step (submit, poll, finish), with in-memory fakes of ``ports`` (no moto).
 
 Each fake keeps what it was asked to do (puts, sends, starts, submits) so the tests can check
 exactly what a step did and did not touch.
@@ -6,28 +6,24 @@ exactly what a step did and did not touch.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from doctriage_core import errors
-from doctriage_core.config import Settings
-from doctriage_core.domain.documents import MAX_FILE_BYTES, document_id_for
-from doctriage_core.pipeline import (
-    Upload,
-    _PrefixedStream,
-    check_extraction,
-    evaluate_document,
-    latest_request,
-    result_key_for,
-    store_record,
-    submit_upload,
-)
+from doctriage_core.config import DatalabSettings, EvaluateSettings, PollSettings, SubmitSettings
+from doctriage_core.domain.documents import MAX_FILE_BYTES, document_id_for, result_key_for
+from doctriage_core.workflow.finish import evaluate_document, store_record
+from doctriage_core.workflow.intake import Upload, is_last_delivery
+from doctriage_core.workflow.poll import check_extraction
+from doctriage_core.workflow.state import latest_request
+from doctriage_core.workflow.submit import _PrefixedStream, submit_upload
 from tests.contracts import assert_valid_record, assert_valid_review_message
 
 BUCKET = "docs-bucket"
@@ -42,22 +38,32 @@ SCHEMA = {
 T0 = 1_750_000_000.0  # a fixed "now" for the fake clock
 
 
-def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "documents_bucket": BUCKET,
-        "results_table": "results",
-        "review_queue_url": "https://sqs.local/review",
-        "datalab_api_url": "https://www.datalab.to",
-        "datalab_api_key_secret_arn": "arn:aws:secretsmanager:us-east-1:1:secret:k",
-        "human_review_threshold": 0.85,
-        "processing_deadline_seconds": 1800.0,
-        "scoring_deadline_seconds": 300.0,
-        "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:sm",
-        "submit_max_receives": 3,
-        "time_scale": 1.0,
-    }
-    values.update(overrides)
-    return Settings(**values)
+S = TypeVar("S", SubmitSettings, PollSettings, EvaluateSettings)
+DEFAULTS: dict[str, Any] = {
+    "documents_bucket": BUCKET,
+    "results_table": "results",
+    "review_queue_url": "https://sqs.local/review",
+    "intake_queue_url": "https://sqs.local/intake",
+    "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:sm",
+    "idempotency_table": "idempotency",
+    "datalab": DatalabSettings(
+        api_url="https://www.datalab.to",
+        api_key_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:k",
+    ),
+    "human_review_threshold": 0.85,
+    "processing_deadline_seconds": 1800.0,
+    "scoring_deadline_seconds": 300.0,
+    "max_receives": 3,
+    "time_scale": 1.0,
+}
+
+
+def make_settings(kind: type[S], **overrides: Any) -> S:
+    """One function's settings: the defaults above that it has, with ``overrides`` (all its own)."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(overrides) - names
+    assert not unknown, f"{kind.__name__} has no {sorted(unknown)}"
+    return kind(**{k: v for k, v in {**DEFAULTS, **overrides}.items() if k in names})
 
 
 def iso(ts: float) -> str:
@@ -316,14 +322,7 @@ def _check(
 ) -> tuple[dict[str, Any], FakeStore, FakeDatalab]:
     store = store or FakeStore()
     datalab = FakeDatalab(answers=[answer])
-    out = check_extraction(
-        state,
-        datalab=datalab,
-        store=store,
-        settings=make_settings(**settings),
-        now=Clock(at),
-        rng=random.Random(7),
-    )
+    out = _poll(state, datalab, store, at=at, **settings)
     assert datalab.checked == [latest_request(state)["check_url"]]
     return out, store, datalab
 
@@ -523,7 +522,7 @@ def _poll(
         state,
         datalab=datalab,
         store=store,
-        settings=make_settings(**settings),
+        settings=make_settings(PollSettings, **settings),
         now=Clock(at),
         rng=random.Random(7),
     )
@@ -594,7 +593,7 @@ def test_throttled_again_waits_longer() -> None:
             state,
             datalab=datalab,
             store=FakeStore(),
-            settings=make_settings(),
+            settings=make_settings(PollSettings),
             now=Clock(T0 + 300),
             rng=random.Random(seed),
         )
@@ -748,15 +747,16 @@ def _submit(env: Env, key: str, *, receive_count: int = 1, **settings: Any) -> A
         return env.datalab
 
     upload = Upload(bucket=BUCKET, raw_key=key, version_id="v-1", etag="etag-1", size=10)
+    submit_settings = make_settings(SubmitSettings, **settings)
     return submit_upload(
-        upload,
-        receive_count=receive_count,
+        upload.document(),
+        last_delivery=is_last_delivery(receive_count, submit_settings.max_receives),
         store=env.store,
         datalab=factory,
         results=env.results,
         review_queue=env.queue,
         workflows=env.workflows,
-        settings=make_settings(**settings),
+        settings=submit_settings,
         now=Clock(T0),
         rng=random.Random(3),
     )
@@ -1025,12 +1025,10 @@ def test_transient_errors_raise_until_the_last_delivery_then_record(
     env.store.add("incoming/invoice/a.pdf", PDF)
     for receive_count in (1, 2):
         with pytest.raises(type(error)):
-            _submit(
-                env, "incoming/invoice/a.pdf", receive_count=receive_count, submit_max_receives=3
-            )
+            _submit(env, "incoming/invoice/a.pdf", receive_count=receive_count, max_receives=3)
         assert env.results.items == {}
         assert env.queue.messages == []
-    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=3, submit_max_receives=3)
+    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=3, max_receives=3)
     record = _assert_failed(env, outcome, reason)
     assert record["error"]["type"] == type(error).__name__
     assert len(env.datalab.submitted) == 3
@@ -1040,7 +1038,7 @@ def test_transient_errors_raise_until_the_last_delivery_then_record(
 def test_a_delivery_past_the_limit_also_records() -> None:
     env = _env(datalab=FakeDatalab(submit_error=errors.DatalabServerError("500")))
     env.store.add("incoming/invoice/a.pdf", PDF)
-    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=9, submit_max_receives=3)
+    outcome = _submit(env, "incoming/invoice/a.pdf", receive_count=9, max_receives=3)
     _assert_failed(env, outcome, "datalab_server_error")
 
 
@@ -1060,7 +1058,7 @@ def _evaluate(env: Env, state: dict[str, Any], **settings: Any) -> dict[str, Any
         store=env.store,
         results=env.results,
         review_queue=env.queue,
-        settings=make_settings(**settings),
+        settings=make_settings(EvaluateSettings, **settings),
         now=Clock(T0 + 60),
     )
 

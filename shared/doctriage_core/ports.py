@@ -1,0 +1,68 @@
+"""Ports: what the workflow steps need from the outside, as Protocols.
+
+adapters/aws.py and adapters/datalab.py implement them; the unit tests implement them in memory.
+Nothing here imports boto3 or httpx.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Protocol
+
+
+class ObjectInfoLike(Protocol):
+    @property
+    def size(self) -> int: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def metadata(self) -> dict[str, str]: ...
+
+
+class Store(Protocol):
+    def head(self, key: str, version_id: str | None) -> ObjectInfoLike: ...
+    def open(self, key: str, version_id: str | None) -> BinaryIO: ...
+    def read_schema(self, key: str, version_id: str | None = None) -> tuple[bytes, str | None]: ...
+    def read(self, key: str) -> bytes: ...
+    def put_json(self, key: str, body: bytes) -> None: ...
+
+
+class Results(Protocol):
+    def put_once(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any]]: ...
+    def get(self, document_id: str) -> dict[str, Any] | None: ...
+
+
+class Queue(Protocol):
+    def send(self, message: dict[str, Any]) -> None: ...
+
+
+class Redeliveries(Protocol):
+    """The intake queue, as submit uses it: when to deliver a message again."""
+
+    def delay(self, receipt_handle: str, seconds: int) -> None: ...
+
+
+class Starter(Protocol):
+    def exists(self, name: str) -> bool: ...
+    def start(self, name: str, state: Any) -> bool: ...
+
+
+class SubmissionLike(Protocol):
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def check_url(self) -> str: ...
+
+
+class Datalab(Protocol):
+    def submit(
+        self,
+        stream: BinaryIO,
+        *,
+        filename: str,
+        content_type: str,
+        page_schema: str,
+        size: int | None = None,
+    ) -> SubmissionLike: ...
+    def check(self, check_url: str) -> dict[str, Any]: ...

@@ -1,0 +1,161 @@
+"""Finish: evaluate a complete extraction, or record a failure; write the record once.
+
+Both ends of the state machine land here (Evaluate, and the failure path with ``failure`` in
+its input), and so does submit when an upload cannot even start: every document ends as
+exactly one record, queued for review when it needs one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+from doctriage_core import errors
+from doctriage_core.config import EvaluateSettings
+from doctriage_core.domain.documents import DocumentRef
+from doctriage_core.domain.evaluation import evaluate_extraction
+from doctriage_core.domain.records import complete_record, failed_record, review_message
+from doctriage_core.domain.schemas import document_threshold, load_schema
+from doctriage_core.domain.timeline import iso_utc
+from doctriage_core.ports import Queue, Results, Store
+from doctriage_core.workflow.state import WorkflowState, describe_failure, latest_request
+
+
+class Summary(TypedDict):
+    """What evaluate returns to the state machine (and logs)."""
+
+    document_id: str
+    status: str
+    review_status: str
+    flags: list[str]
+
+
+def store_record(record: dict[str, Any], results: Results, review_queue: Queue) -> dict[str, Any]:
+    """Write once, deliver at least once: a retry re-sends the stored record, never a new one."""
+    _, stored = results.put_once(record)
+    if stored["review_status"] == "needs_review":
+        review_queue.send(review_message(stored))
+    return stored
+
+
+def fail_document(
+    document: DocumentRef,
+    exc: errors.DoctriageError,
+    threshold: float,
+    results: Results,
+    review_queue: Queue,
+    *,
+    completed_at: str,
+) -> dict[str, Any]:
+    """Record an upload that never started a workflow (submit's bad input, last delivery)."""
+    record = failed_record(
+        document=document,
+        reason=exc.reason,
+        error_type=type(exc).__name__,
+        message=str(exc),
+        threshold=threshold,
+        completed_at=completed_at,
+    )
+    return store_record(record, results, review_queue)
+
+
+def evaluate_document(
+    state: WorkflowState,
+    *,
+    store: Store,
+    results: Results,
+    review_queue: Queue,
+    settings: EvaluateSettings,
+    now: Callable[[], float] = time.time,
+) -> Summary:
+    """Score the stored result, write the record once, queue it for review when it needs one.
+
+    With ``failure`` in the state (the failure path's Catch), record the document as failed.
+    """
+    if "failure" in state:
+        return _record_failure(state, store, results, review_queue, settings, iso_utc(now()))
+    document = DocumentRef.from_state(state["document"])
+    poll = state["poll"]
+    raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))
+    schema = load_schema(raw_schema)
+    result_key = str(poll["result_key"])
+    try:
+        result = json.loads(store.read(result_key))
+    except ValueError as exc:
+        raise errors.DatalabMalformedResponse("the stored Datalab result is not JSON") from exc
+    evaluation = evaluate_extraction(
+        schema,
+        result,
+        upload_doc_type=document.doc_type or "",
+        default_threshold=settings.human_review_threshold,
+        upload_threshold=state.get("upload_threshold"),
+        scores_available=bool(poll.get("scored")),
+    )
+    request = latest_request(state)
+    record = complete_record(
+        evaluation,
+        document=document,
+        request_id=request["request_id"],
+        submissions=request["submissions"],
+        result_key=result_key,
+        submitted_at=state.get("submitted_at"),
+        completed_at=iso_utc(now()),
+    )
+    return summary(store_record(record, results, review_queue))
+
+
+def _failure_reason(error_name: str) -> str:
+    error_class = getattr(errors, error_name, None)
+    if isinstance(error_class, type) and issubclass(error_class, errors.DoctriageError):
+        return error_class.reason
+    return "workflow_error"
+
+
+def _record_failure(
+    state: WorkflowState,
+    store: Store,
+    results: Results,
+    review_queue: Queue,
+    settings: EvaluateSettings,
+    completed_at: str,
+) -> Summary:
+    """The state machine caught an error: record the document as failed with the reason."""
+    document = DocumentRef.from_state(state["document"])
+    error_name, message = describe_failure(state["failure"])
+    threshold = settings.human_review_threshold
+    upload_threshold = state.get("upload_threshold")
+    try:
+        raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))
+        threshold = document_threshold(
+            load_schema(raw_schema),
+            default_threshold=settings.human_review_threshold,
+            upload_threshold=upload_threshold,
+        )
+    except errors.DoctriageError:
+        threshold = upload_threshold if upload_threshold is not None else threshold
+    poll = state.get("poll") or {}
+    request = latest_request(state) if state.get("datalab") else None
+    record = failed_record(
+        document=document,
+        reason=_failure_reason(error_name),
+        error_type=error_name,
+        message=message,
+        threshold=threshold,
+        request_id=request["request_id"] if request else None,
+        submissions=request["submissions"] if request else None,
+        result_key=poll.get("result_key"),
+        submitted_at=state.get("submitted_at"),
+        completed_at=completed_at,
+    )
+    return summary(store_record(record, results, review_queue))
+
+
+def summary(record: dict[str, Any]) -> Summary:
+    return {
+        "document_id": record["document_id"],
+        "status": record["status"],
+        "review_status": record["review_status"],
+        "flags": record["flags"],
+    }

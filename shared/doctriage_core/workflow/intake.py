@@ -1,0 +1,244 @@
+"""Intake: one SQS message naming S3 uploads -> each upload submitted once, or backed off.
+
+The intake policy lives here, and only here:
+
+- what a message is: an S3 event notification; ``ObjectCreated:*`` records are uploads, other
+  event names are skipped, ``s3:TestEvent`` is skipped, anything else is MalformedMessage (no
+  retry can fix it: it goes to the DLQ at once);
+- the per-invocation throttle: once Datalab says 429, the rest of the batch waits without asking;
+- redelivery back-off (domain/poll_policy.redelivery_delay_seconds), in pipeline time;
+- the last-delivery rule: the delivery the queue allows last records the document as failed
+  instead of losing it to the DLQ (:func:`is_last_delivery`).
+
+Build one :class:`Intake` per invocation (as the batch processor is): nothing about a batch
+outlives it, and concurrent invocations in one process share nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from doctriage_core import errors
+from doctriage_core.config import SubmitSettings
+from doctriage_core.domain.documents import DocumentRef, decode_event_key, document_id_for
+from doctriage_core.domain.poll_policy import redelivery_delay_seconds
+from doctriage_core.domain.timeline import Timeline
+from doctriage_core.ports import Redeliveries
+
+_UPLOAD_EVENT = "ObjectCreated:"
+_LOGGED_BODY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One object named by an S3 event record, as it arrived (key still URL-encoded)."""
+
+    bucket: str
+    raw_key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+
+    @classmethod
+    def from_s3_record(cls, record: dict[str, Any]) -> Upload:
+        s3 = record["s3"]
+        obj = s3["object"]
+        return cls(
+            bucket=s3["bucket"]["name"],
+            raw_key=obj["key"],
+            version_id=obj.get("versionId") or None,
+            etag=obj.get("eTag") or None,
+            size=obj.get("size"),
+        )
+
+    def document(self) -> DocumentRef:
+        key = decode_event_key(self.raw_key)
+        return DocumentRef(
+            document_id=document_id_for(self.bucket, key, self.version_id, self.etag),
+            bucket=self.bucket,
+            key=key,
+            doc_type=None,
+            version_id=self.version_id,
+            etag=self.etag,
+            size=self.size,
+        )
+
+
+@dataclass(frozen=True)
+class IntakeMessage:
+    uploads: list[Upload] = field(default_factory=list)
+    # (event name, key) of records that are not uploads: skipped, never documents.
+    others: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+def is_upload(record: dict[str, Any]) -> bool:
+    """An ``ObjectCreated:*`` record (S3 writes it without ``s3:`` inside records).
+
+    A record without ``eventName`` counts as an upload: S3 always names the event, so only a
+    hand-made replay of an upload lacks it.
+    """
+    name = record.get("eventName")
+    return name is None or str(name).removeprefix("s3:").startswith(_UPLOAD_EVENT)
+
+
+def parse_message(body: str) -> IntakeMessage:
+    """The uploads an intake message names, and its other records; MalformedMessage if none."""
+    try:
+        event = json.loads(body)
+        if event.get("Event") == "s3:TestEvent":
+            return IntakeMessage()
+        records = event["Records"]
+        return IntakeMessage(
+            uploads=[Upload.from_s3_record(r) for r in records if is_upload(r)],
+            others=[
+                (str(r["eventName"]), r.get("s3", {}).get("object", {}).get("key"))
+                for r in records
+                if not is_upload(r)
+            ],
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise errors.MalformedMessage(f"not an S3 event notification: {body[:200]!r}") from exc
+
+
+def is_last_delivery(receive_count: int, max_receives: int) -> bool:
+    """The queue's maxReceiveCount-th delivery (or later): the last chance to record it."""
+    return receive_count >= max_receives
+
+
+class Log(Protocol):
+    def info(self, msg: str, **fields: Any) -> Any: ...
+    def warning(self, msg: str, **fields: Any) -> Any: ...
+    def error(self, msg: str, **fields: Any) -> Any: ...
+    def set_correlation_id(self, value: str | None) -> Any: ...
+
+
+class _Attributes(Protocol):
+    @property
+    def approximate_receive_count(self) -> str | None: ...
+
+
+class SQSMessage(Protocol):
+    """One SQS record as powertools' batch processor hands it over (SQSRecord)."""
+
+    @property
+    def body(self) -> str: ...
+    @property
+    def receipt_handle(self) -> str: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def attributes(self) -> _Attributes: ...
+
+
+# submit(document, last_delivery) -> {"outcome": ..., "reason": ...} (workflow.submit's outcome).
+Submit = Callable[[DocumentRef, bool], Mapping[str, Any]]
+# What each outcome counts as (the handler's metrics).
+METRICS = {
+    "started": "DocumentsSubmitted",
+    "duplicate": "DuplicateUploads",
+    "failed": "DocumentsRejected",
+    "non_upload": "NonUploadEventsSkipped",
+    "test_event": "TestEventsSkipped",
+}
+
+
+class Intake:
+    """The intake policy for one invocation's batch (build one per invocation)."""
+
+    def __init__(
+        self,
+        *,
+        submit: Submit,
+        redeliveries: Redeliveries,
+        settings: SubmitSettings,
+        log: Log,
+        count: Callable[[str], None],
+    ) -> None:
+        self._submit = submit
+        self._redeliveries = redeliveries
+        self._max_receives = settings.max_receives
+        self._timeline = Timeline(settings.time_scale)
+        self._log = log
+        self._count = lambda outcome: count(METRICS[outcome])  # count(metric name)
+        self._throttled = False
+        self._retry_after: float | None = None
+
+    def handle_record(self, record: SQSMessage) -> None:
+        """:meth:`handle` for a record of powertools' batch processor."""
+        self.handle(
+            record.body,
+            receive_count=int(record.attributes.approximate_receive_count or 1),
+            receipt_handle=record.receipt_handle,
+            message_id=record.message_id,
+        )
+
+    def handle(
+        self, body: str, *, receive_count: int, receipt_handle: str, message_id: str = ""
+    ) -> None:
+        """Submit every upload the message names; raise (for redelivery) what must be retried."""
+        self._log.set_correlation_id(None)  # not the previous record's document
+        try:
+            message = parse_message(body)
+        except errors.MalformedMessage:
+            if receive_count == 1:  # once, not once per delivery
+                self._log.error(
+                    "intake message is not an S3 event notification; it goes to the DLQ",
+                    message_id=message_id,
+                    body=body[:_LOGGED_BODY_CHARS],
+                    body_length=len(body),
+                )
+            # Retrying cannot fix it: let it use up its deliveries at once and land in the DLQ.
+            self._redeliver(receipt_handle, 0)
+            raise
+        for event_name, key in message.others:
+            # A bucket notification wider than s3:ObjectCreated:* must not turn into documents.
+            self._log.info(
+                "skipping S3 event that is not an upload", event_name=event_name, key=key
+            )
+            self._count("non_upload")
+        if not message.uploads and not message.others:
+            self._log.info("skipping S3 test event")
+            self._count("test_event")
+        last = is_last_delivery(receive_count, self._max_receives)
+        for upload in message.uploads:
+            self._submit_one(upload, receive_count, last, receipt_handle)
+
+    def _submit_one(
+        self, upload: Upload, receive_count: int, last: bool, receipt_handle: str
+    ) -> None:
+        document = upload.document()
+        self._log.set_correlation_id(document.document_id)
+        try:
+            if self._throttled and not last:
+                raise errors.DatalabRateLimited(
+                    "deferred: Datalab rate-limited this batch", retry_after=self._retry_after
+                )
+            outcome = self._submit(document, last)
+        except errors.TransientError as exc:
+            if isinstance(exc, errors.DatalabRateLimited):
+                self._throttled, self._retry_after = True, exc.retry_after
+            self._back_off(receipt_handle, receive_count, exc.retry_after)
+            raise
+        self._log.info(
+            "upload handled",
+            outcome=outcome["outcome"],
+            reason=outcome["reason"],
+            key=upload.raw_key,
+        )
+        self._count(outcome["outcome"])
+
+    def _back_off(self, receipt_handle: str, receive_count: int, retry_after: float | None) -> None:
+        """Back off this one message instead of waiting out the queue's whole visibility timeout."""
+        delay = redelivery_delay_seconds(receive_count, retry_after)
+        self._redeliver(receipt_handle, delay)
+        self._log.warning(
+            "Datalab or S3 unavailable; will retry",
+            redelivery_in_seconds=delay,
+            receive_count=receive_count,
+        )
+
+    def _redeliver(self, receipt_handle: str, seconds: float) -> None:
+        self._redeliveries.delay(receipt_handle, self._timeline.wall_seconds(seconds))

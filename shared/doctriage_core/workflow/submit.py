@@ -1,0 +1,174 @@
+"""Submit: validate one upload, send it to Datalab with its schema, start its workflow.
+
+Bad input ends as a failed record here; transient errors propagate for intake to redeliver,
+until the last delivery (intake decides which that is), which records the document instead.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import BinaryIO
+
+from doctriage_core import errors
+from doctriage_core.config import SubmitSettings
+from doctriage_core.domain.documents import (
+    SNIFF_BYTES,
+    UPLOAD_THRESHOLD_METADATA,
+    DocumentRef,
+    check_content,
+    check_size,
+    content_type_for,
+    doc_type_from_key,
+    schema_key_for,
+)
+from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
+from doctriage_core.domain.schemas import document_threshold, load_schema, parse_threshold
+from doctriage_core.domain.timeline import iso_utc
+from doctriage_core.ports import Datalab, Queue, Results, Starter, Store, SubmissionLike
+from doctriage_core.workflow.finish import fail_document
+from doctriage_core.workflow.state import WorkflowInput
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    document_id: str
+    outcome: str  # "started" | "duplicate" | "failed"
+    reason: str | None = None
+
+
+class _PrefixedStream:
+    """A read-only stream that replays the bytes already read to sniff the file type."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO) -> None:
+        self._prefix = prefix
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0:
+                data, self._prefix = self._prefix + self._rest.read(), b""
+                return data
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._rest.read(size)
+
+
+def send_document(
+    document: DocumentRef,
+    schema: dict[str, object],
+    *,
+    store: Store,
+    datalab: Datalab,
+    size: int | None,
+) -> SubmissionLike:
+    """Stream one upload (by its version) to Datalab with the schema: the one way both submit
+    and a page-rate resubmit send a document, so a resubmit asks for exactly what submit did.
+
+    Reads the first bytes to check the content really is the type its name says.
+    """
+    body = store.open(document.key, document.version_id)
+    try:
+        head = body.read(SNIFF_BYTES)
+        check_content(document.key, head)
+        return datalab.submit(
+            _PrefixedStream(head, body),  # type: ignore[arg-type]
+            filename=posixpath.basename(document.key),
+            content_type=content_type_for(document.key),
+            page_schema=json.dumps(schema),
+            size=size,
+        )
+    finally:
+        body.close()
+
+
+def _upload_threshold(metadata: dict[str, str], settings: SubmitSettings) -> float | None:
+    """The upload's own threshold (S3 metadata), held to the stack's MinimumUploadThreshold."""
+    if UPLOAD_THRESHOLD_METADATA not in metadata:
+        return None
+    source = f"S3 metadata x-amz-meta-{UPLOAD_THRESHOLD_METADATA}"
+    threshold = parse_threshold(metadata[UPLOAD_THRESHOLD_METADATA], source=source)
+    if threshold < settings.minimum_upload_threshold:
+        # Whoever may upload must not switch review off where the operator forbids it.
+        raise errors.InvalidThreshold(
+            f"{source}={threshold} is below the stack's minimum of "
+            f"{settings.minimum_upload_threshold} (MinimumUploadThreshold)"
+        )
+    return threshold
+
+
+def submit_upload(
+    document: DocumentRef,
+    *,
+    last_delivery: bool,
+    store: Store,
+    datalab: Callable[[], Datalab],
+    results: Results,
+    review_queue: Queue,
+    workflows: Starter,
+    settings: SubmitSettings,
+    now: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+) -> SubmitOutcome:
+    """Validate the upload, send it to Datalab, start its workflow; bad input ends as a record.
+
+    Transient errors propagate (the message is redelivered) unless this is the last delivery
+    the queue allows: that one records the document as failed instead of losing it to the DLQ.
+    """
+    if workflows.exists(document.document_id) or results.get(document.document_id):
+        return SubmitOutcome(document.document_id, "duplicate")
+    threshold = settings.human_review_threshold
+    try:
+        doc_type = doc_type_from_key(document.key)
+        document = replace(document, doc_type=doc_type)
+        content_type_for(document.key)  # an unsupported type fails before any S3 read
+        info = store.head(document.key, document.version_id)
+        document = replace(
+            document,
+            size=info.size,
+            etag=document.etag or info.etag,
+            version_id=document.version_id or info.version_id,
+        )
+        check_size(info.size)
+        upload_threshold = _upload_threshold(info.metadata, settings)
+        if upload_threshold is not None:
+            threshold = upload_threshold
+        schema_key = schema_key_for(doc_type)
+        raw_schema, schema_version = store.read_schema(schema_key)
+        schema = load_schema(raw_schema)
+        threshold = document_threshold(
+            schema,
+            default_threshold=settings.human_review_threshold,
+            upload_threshold=upload_threshold,
+        )
+        submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
+    except (errors.PermanentError, errors.TransientError) as exc:
+        if isinstance(exc, errors.TransientError) and not last_delivery:
+            raise
+        fail_document(document, exc, threshold, results, review_queue, completed_at=iso_utc(now()))
+        return SubmitOutcome(document.document_id, "failed", exc.reason)
+
+    first_wait = next_wait_seconds(
+        PollObservation(
+            phase="submitted", polls_in_phase=0, seconds_in_phase=0.0, size_bytes=info.size
+        ),
+        rng=rng,
+    )
+    state: WorkflowInput = {
+        "document": document.to_state(),  # type: ignore[typeddict-item]
+        "schema": {"key": schema_key, "version_id": schema_version},
+        "upload_threshold": upload_threshold,
+        "datalab": {
+            "request_id": submission.request_id,
+            "check_url": submission.check_url,
+            "submissions": 1,
+        },
+        "submitted_at": iso_utc(now()),
+        "first_wait_seconds": first_wait,
+    }
+    started = workflows.start(document.document_id, state)
+    return SubmitOutcome(document.document_id, "started" if started else "duplicate")
