@@ -34,7 +34,7 @@ def large_stack():
 
 def _payloads(event: dict[str, Any]) -> list[str]:
     """Every input/output string an event carries (state input, task output, ...)."""
-    found = []
+    found: list[str] = []
     for key, details in event.items():
         if key.endswith("EventDetails") and isinstance(details, dict):
             found.extend(

@@ -73,7 +73,7 @@ class FakeSubmit:
 
 
 def _intake(submit: FakeSubmit, **settings: Any) -> tuple[Intake, FakeRedeliveries, list[str]]:
-    redeliveries, counted = FakeRedeliveries(), []
+    redeliveries, counted = FakeRedeliveries(), list[str]()
     intake = Intake(
         submit=submit,
         redeliveries=redeliveries,

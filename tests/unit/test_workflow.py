@@ -313,7 +313,7 @@ SCORED = {
 
 
 def _check(
-    state: dict[str, Any],
+    state: Any,
     answer: Any,
     *,
     at: float,
@@ -515,9 +515,7 @@ def _throttle_store() -> FakeStore:
     return store
 
 
-def _poll(
-    state: dict[str, Any], datalab: FakeDatalab, store: FakeStore, *, at: float, **settings: Any
-) -> dict[str, Any]:
+def _poll(state: Any, datalab: FakeDatalab, store: FakeStore, *, at: float, **settings: Any) -> Any:
     return check_extraction(
         state,
         datalab=datalab,
@@ -584,7 +582,7 @@ def test_later_polls_use_the_latest_request_and_carry_the_count() -> None:
 
 
 def test_throttled_again_waits_longer() -> None:
-    state = _state()
+    state: Any = _state()
     state["datalab"]["submissions"] = 3  # two resubmits were throttled already
     waits = []
     for seed in range(20):
@@ -1052,7 +1050,7 @@ def _eval_env(result: dict[str, Any] | None = None) -> Env:
     return env
 
 
-def _evaluate(env: Env, state: dict[str, Any], **settings: Any) -> dict[str, Any]:
+def _evaluate(env: Env, state: Any, **settings: Any) -> Any:
     return evaluate_document(
         state,
         store=env.store,

@@ -172,6 +172,16 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(properties, dict) or not properties:
         raise SchemaInvalid('schema must have a non-empty "properties" object')
     _check_refs(schema)
+    _check_properties(schema, properties)
+    _check_required(schema.get("required", []), properties)
+    _check_thresholds(schema, properties)
+    if len(_CHECKED_TEXTS) >= _CHECKED_TEXTS_MAX:
+        _CHECKED_TEXTS.clear()
+    _CHECKED_TEXTS.add(text)
+    return schema
+
+
+def _check_properties(schema: dict[str, Any], properties: dict[str, Any]) -> None:
     for name in properties:
         if not name.strip():
             raise SchemaInvalid("schema has a property with an empty name")
@@ -182,12 +192,17 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
                     f"{name[: -len(suffix)]!r}; rename one of them"
                 )
         property_validator(schema, name)
-    required = schema.get("required", [])
+
+
+def _check_required(required: object, properties: dict[str, Any]) -> None:
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         raise SchemaInvalid('"required" must be a list of property names')
     unknown = sorted(set(required) - set(properties))
     if unknown:
         raise SchemaInvalid(f'"required" names undeclared properties: {", ".join(unknown)}')
+
+
+def _check_thresholds(schema: dict[str, Any], properties: dict[str, Any]) -> None:
     try:
         if THRESHOLD_KEY in schema:
             parse_threshold(schema[THRESHOLD_KEY], source=f"schema top-level {THRESHOLD_KEY}")
@@ -196,7 +211,3 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
                 parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
     except InvalidThreshold as exc:
         raise SchemaInvalid(str(exc)) from exc
-    if len(_CHECKED_TEXTS) >= _CHECKED_TEXTS_MAX:
-        _CHECKED_TEXTS.clear()
-    _CHECKED_TEXTS.add(text)
-    return schema
