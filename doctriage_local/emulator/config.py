@@ -30,7 +30,8 @@ null placeholders).
 
 Team limits, as Datalab's (datalab-api.md): ``rate_limit_per_minute`` answers 429 on submit and,
 with ``limit_polls`` (the default: whether polls count is not documented, so assume the stricter),
-on polls too; ``max_concurrent`` answers 429 on submit; ``max_pages_in_flight`` (5,000 by
+on polls too; ``max_concurrent`` answers 429 on submit (with a ``Retry-After`` header only when
+``retry_after`` is set: Datalab documents none); ``max_pages_in_flight`` (5,000 by
 default, None: unlimited) is enforced during processing, not at submission: a job whose pages
 would take the team's pages in flight (pages of jobs submitted and not yet complete) over the
 limit is accepted, then ends ``complete`` with ``success: false`` and the page-rate error, after
@@ -90,6 +91,9 @@ class EmulatorConfig:
     result_padding_bytes: int = 0  # json output only; see the module docstring
     max_pages_in_flight: int | None = 5000  # Datalab's team limit; None: unlimited
     limit_polls: bool = True  # polls count against rate_limit_per_minute too
+    # A limit's 429 names when to come back. Datalab documents no Retry-After, so by default the
+    # emulator sends none and the client must back off on its own.
+    retry_after: bool = False
     claimed_pages: dict[str, int] = field(default_factory=dict)  # filename part -> page count
     pending_seconds: float = 5.0  # how long the "pending" fault reports status "pending"
 

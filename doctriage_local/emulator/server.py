@@ -544,7 +544,8 @@ class DatalabEmulator:
                 # Reported on the emulator's own timeline (unscaled), like every other time it
                 # speaks of: a client in a compressed run scales it like its own waits.
                 retry_after = refused[1] / self.config.time_scale
-                return _detail(429, refused[0], {"Retry-After": _seconds(retry_after)})
+                headers = {"Retry-After": _seconds(retry_after)} if self.config.retry_after else {}
+                return _detail(429, refused[0], headers)
             if limit is not None:
                 self._recent.append(now)
             if not poll:

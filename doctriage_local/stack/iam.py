@@ -123,6 +123,7 @@ def install_patches() -> None:
     global _PATCHED
     if _PATCHED:
         return
+    from aws_lambda_powertools.utilities.parameters.base import BaseProvider
     from botocore.signers import RequestSigner
     from moto.awslambda.responses import LambdaResponse
     from moto.dynamodb.responses import DynamoHandler
@@ -147,6 +148,17 @@ def install_patches() -> None:
 
     original_client_for = lambda_eval_utils.boto_client_for
 
+    # powertools caches a fetched secret per process; in Lambda each function has its own, here
+    # they share one, and poll would read the key submit fetched without its own grant.
+    original_cache_key = BaseProvider._build_cache_key
+
+    def cache_key_per_identity(self: Any, *args: Any, **kwargs: Any) -> Any:
+        identity = _identity.get()
+        return (
+            identity.access_key if identity else None,
+            original_cache_key(self, *args, **kwargs),
+        )
+
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         client: Any = original_client_for(region, service, state_credentials)
         credentials = state_machine_credentials()
@@ -155,6 +167,7 @@ def install_patches() -> None:
         return client
 
     RequestSigner.get_auth_instance = get_auth_instance  # type: ignore[method-assign]
+    BaseProvider._build_cache_key = cache_key_per_identity  # type: ignore[method-assign]
     IAMRequestBase.__init__ = request_init  # type: ignore[method-assign]
     lambda_eval_utils.boto_client_for = boto_client_for
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]

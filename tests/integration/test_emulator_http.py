@@ -430,7 +430,7 @@ def test_broken_pdf_fails(emu: DatalabEmulator) -> None:
 
 
 def test_rate_limit_429_with_retry_after(start: Callable[..., DatalabEmulator]) -> None:
-    emulator = start(rate_limit_per_minute=2)  # a 0.6 s window at this scale
+    emulator = start(rate_limit_per_minute=2, retry_after=True)  # a 0.6 s window at this scale
     assert [submit(emulator).status_code for _ in range(2)] == [200, 200]
     refused = submit(emulator)
     assert refused.status_code == 429
@@ -443,7 +443,7 @@ def test_rate_limit_429_with_retry_after(start: Callable[..., DatalabEmulator]) 
 
 
 def test_concurrency_limit_429(start: Callable[..., DatalabEmulator]) -> None:
-    emulator = start(max_concurrent=1, base_processing_seconds=50)
+    emulator = start(max_concurrent=1, base_processing_seconds=50, retry_after=True)
     url = check_url(submit(emulator))
     refused = submit(emulator)
     assert refused.status_code == 429

@@ -70,6 +70,15 @@ def test_submit_gives_up_on_the_delivery_the_queue_allows_last():
     assert TEMPLATE["Parameters"]["IntakeMaxReceives"]["Default"] == 10
 
 
+def test_poll_may_stream_an_upload_as_long_as_submit_may():
+    # The poll step resubmits page-rate-throttled documents: the same stream as submit's.
+    timeout = {
+        name: int(function_properties(TEMPLATE, name)["Timeout"])
+        for name in ("SubmitFunction", "PollFunction")
+    }
+    assert timeout["PollFunction"] >= timeout["SubmitFunction"]
+
+
 def test_tables_are_encrypted_and_results_recoverable():
     for table in resources_of_type(TEMPLATE, "AWS::DynamoDB::Table").values():
         assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True

@@ -110,7 +110,7 @@ def test_scores_are_added_to_the_same_extraction() -> None:
 
 def test_rate_limit_window_and_retry_after() -> None:
     clock = Clock()
-    emulator = make(clock, rate_limit_per_minute=2)
+    emulator = make(clock, rate_limit_per_minute=2, retry_after=True)
     assert [submit(emulator).status for _ in range(2)] == [200, 200]
     clock.now = 10
     refused = submit(emulator)
@@ -140,9 +140,17 @@ def test_polls_count_against_the_rate_limit_unless_told_otherwise(limit_polls: b
         assert submit(emulator).status == 200
 
 
+def test_a_limit_names_no_retry_after_unless_asked_to() -> None:
+    emulator = make(Clock(), rate_limit_per_minute=1)
+    submit(emulator)
+    refused = submit(emulator)
+    assert refused.status == 429
+    assert "Retry-After" not in refused.headers
+
+
 def test_concurrency_limit_counts_jobs_still_processing() -> None:
     clock = Clock()
-    emulator = make(clock, max_concurrent=1)
+    emulator = make(clock, max_concurrent=1, retry_after=True)
     assert submit(emulator).status == 200  # processing until t=3
     clock.now = 1
     refused = submit(emulator)

@@ -18,6 +18,7 @@ from doctriage_core.domain.poll_policy import (
     PollPolicy,
     expected_processing_seconds,
     next_wait_seconds,
+    rate_limited_wait_seconds,
 )
 
 STEADY = replace(DEFAULT_POLICY, jitter=0.0)
@@ -277,3 +278,12 @@ def test_throttled_burst_spreads_out() -> None:
 def test_throttled_wait_is_bounded_by_the_deadline() -> None:
     obs = PollObservation("throttled", 6, 1000.0, seconds_to_deadline=12.4)
     assert next_wait_seconds(obs, NO_THROTTLE_JITTER) == 13
+
+
+def test_a_429_without_retry_after_backs_off_exponentially_up_to_a_minute() -> None:
+    rng = random.Random(7)
+    ceilings = [5, 10, 20, 40, 60, 60, 60]
+    for consecutive, ceiling in enumerate(ceilings, start=1):
+        draws = [rate_limited_wait_seconds(consecutive, rng) for _ in range(200)]
+        assert ceiling / 2 <= min(draws) <= max(draws) <= ceiling
+        assert max(draws) - min(draws) > ceiling / 4  # spread out, not in lockstep

@@ -445,9 +445,22 @@ def test_rate_limited_while_unscored_keeps_the_result_key() -> None:
     assert len(store.puts) == 1
 
 
-def test_rate_limited_without_retry_after_raises_for_the_state_machine_to_retry() -> None:
-    with pytest.raises(errors.DatalabRateLimited):
-        _check(_state(), errors.DatalabRateLimited("429"), at=T0 + 10)
+def test_rate_limited_without_retry_after_waits_and_backs_off_in_a_row() -> None:
+    # Found in review: raising left it to the state machine's Retry, which gives up after six
+    # attempts and fails the document. Datalab documents no Retry-After: a 429 must only delay.
+    first, store, _ = _check(_state(), errors.DatalabRateLimited("429"), at=T0 + 10)
+    assert (first["ready"], first["phase"], first["rate_limited"]) == (False, "processing", 1)
+    waits = [first["next_wait_seconds"]]
+    status = first
+    for n in range(2, 6):
+        status, _, _ = _check(
+            _state(status), errors.DatalabRateLimited("429"), at=T0 + 10 * n, store=store
+        )
+        assert status["rate_limited"] == n
+        waits.append(status["next_wait_seconds"])
+    assert waits[-1] >= 30  # the fifth 429 in a row: grown towards Datalab's suggested 60 s
+    answered, _, _ = _check(_state(status), PROCESSING, at=T0 + 80, store=store)
+    assert "rate_limited" not in answered  # any other answer ends the run of 429s
 
 
 def test_rate_limited_past_the_processing_deadline_still_ends() -> None:
@@ -620,6 +633,14 @@ def test_a_resubmit_due_past_the_deadline_sends_nothing_and_times_out() -> None:
     assert datalab.submitted == []
 
 
+def test_a_resubmit_answered_429_without_retry_after_stays_throttled() -> None:
+    throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
+    datalab = FakeDatalab(submit_error=errors.DatalabRateLimited("429"))
+    out = _poll(_state(throttled), datalab, _throttle_store(), at=T0 + 50)
+    assert out["phase"] == "throttled"
+    assert out["datalab"]["submissions"] == 1
+
+
 def test_a_resubmit_answered_429_with_retry_after_stays_throttled() -> None:
     throttled, _, _ = _check(_state(), PAGE_RATE, at=T0 + 30)
     datalab = FakeDatalab(submit_error=errors.DatalabRateLimited("429", retry_after=45))
@@ -632,7 +653,6 @@ def test_a_resubmit_answered_429_with_retry_after_stays_throttled() -> None:
 @pytest.mark.parametrize(
     "error",
     [
-        errors.DatalabRateLimited("429"),  # no Retry-After: the state machine's Retry backs off
         errors.DatalabServerError("503"),
         errors.DatalabRequestRejected("422"),
     ],

@@ -181,3 +181,19 @@ def redelivery_delay_seconds(
     if retry_after is not None:
         delay = max(delay, min(retry_after, REDELIVERY_CAP_SECONDS))
     return max(1, math.ceil(delay))
+
+
+RATE_LIMIT_BASE_SECONDS = 5
+RATE_LIMIT_CAP_SECONDS = 60  # Datalab's docs suggest waiting up to 60 s after a 429
+
+
+def rate_limited_wait_seconds(consecutive: int, rng: random.Random | None = None) -> float:
+    """How long a poll waits after a 429 that named no Retry-After (Datalab documents none).
+
+    Exponential in the 429s in a row (5 s, 10 s, ... up to 60 s), drawn from the upper half so a
+    throttled burst comes back spread out. The caller's deadline still bounds it.
+    """
+    exponent = min(max(0, consecutive - 1), 30)
+    ceiling = min(RATE_LIMIT_CAP_SECONDS, RATE_LIMIT_BASE_SECONDS * 2**exponent)
+    draw = rng.random() if rng is not None else random.random()
+    return ceiling / 2 + draw * ceiling / 2

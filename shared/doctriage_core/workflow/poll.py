@@ -18,7 +18,11 @@ from doctriage_core import errors
 from doctriage_core.config import PollSettings
 from doctriage_core.domain.documents import DocumentRef, result_key_for
 from doctriage_core.domain.extraction import has_scores
-from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
+from doctriage_core.domain.poll_policy import (
+    PollObservation,
+    next_wait_seconds,
+    rate_limited_wait_seconds,
+)
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.domain.timeline import Timeline, iso_utc
 from doctriage_core.ports import Datalab, Store
@@ -177,25 +181,32 @@ def _throttled_again(poll: _Poll, *, datalab: Datalab, store: Store) -> PollStat
     try:
         return _resubmit(poll, datalab=datalab, store=store)
     except errors.DatalabRateLimited as exc:
-        if exc.retry_after is None:
-            raise
-        return poll.throttled(exc.retry_after)
+        return poll.throttled(_come_back_after(poll, exc))
+
+
+def _come_back_after(poll: _Poll, exc: errors.DatalabRateLimited) -> float:
+    """Datalab's Retry-After when it names one, else our own back-off (it documents none)."""
+    if exc.retry_after is not None:
+        return exc.retry_after
+    return rate_limited_wait_seconds(int(poll.previous.get("rate_limited", 0)) + 1, poll.rng)
 
 
 def _rate_limited(poll: _Poll, exc: errors.DatalabRateLimited) -> PollStatus:
-    # Datalab said when to come back: wait in the Wait state rather than burn a retry.
-    if exc.retry_after is None:
-        raise exc
-    # The deadlines hold while throttled too, or a 429 storm would poll forever.
+    # A 429 delays the document, never fails it: wait in the Wait state, not in a Retry that
+    # would give up. The deadlines hold while throttled too, or a 429 storm would poll forever.
+    retry_after = _come_back_after(poll, exc)
+    in_a_row = int(poll.previous.get("rate_limited", 0)) + 1
     if poll.phase == "unscored":
         since_complete = poll.seconds_since(str(poll.previous["complete_seen_at"]))
         left = poll.settings.scoring_deadline_seconds - since_complete
         if left <= 0:
             return poll.ready(poll.previous, scored=False)
-        return poll.waiting("unscored", since_complete, left, exc.retry_after)
+        return poll.waiting("unscored", since_complete, left, retry_after, rate_limited=in_a_row)
     if poll.processing_left <= 0:
         raise poll.deadline_exceeded("Datalab was still processing (and rate-limiting us)") from exc
-    return poll.waiting("processing", poll.since_submit, poll.processing_left, exc.retry_after)
+    return poll.waiting(
+        "processing", poll.since_submit, poll.processing_left, retry_after, rate_limited=in_a_row
+    )
 
 
 def _complete(poll: _Poll, body: dict[str, Any], store: Store) -> PollStatus:

@@ -59,6 +59,7 @@ class PollStatus(TypedDict, total=False):
     result_key: str | None
     complete_seen_at: str | None
     page_count: int | None
+    rate_limited: int  # 429s in a row (absent after any other answer): the back-off grows with it
 
 
 class Failure(TypedDict, total=False):
