@@ -59,6 +59,13 @@ class S3Unavailable(TransientError):
     reason = "s3_unavailable"
 
 
+class AwsUnavailable(TransientError):
+    """DynamoDB, SQS or Step Functions throttled us or failed on their side after botocore's own
+    retries (ThrottlingException, ProvisionedThroughputExceeded, 5xx), or could not be reached."""
+
+    reason = "aws_unavailable"
+
+
 # --- permanent: the failure path records the document as failed ---------------------------------
 
 

@@ -1267,3 +1267,25 @@ def test_store_record_of_an_auto_record_sends_nothing_even_on_retry() -> None:
     assert stored["review_status"] == "auto"
     assert queue.messages == []
     assert results.put_calls == 2
+
+
+class _UnavailableWorkflows(FakeWorkflows):
+    def exists(self, name: str) -> bool:
+        raise errors.AwsUnavailable("Step Functions: ThrottlingException")
+
+
+def test_step_functions_unavailable_is_redelivered_then_recorded_on_the_last_delivery() -> None:
+    # GIVEN Step Functions throttling the duplicate check (found in review: it sat outside the
+    # typed net, so the last delivery went to the DLQ with no record)
+    env = _env()
+    env.workflows = _UnavailableWorkflows()
+    key = "incoming/invoice/a.pdf"
+    # WHEN it is not the last delivery THEN the error propagates for redelivery
+    with pytest.raises(errors.AwsUnavailable):
+        _submit(env, key, receive_count=1)
+    assert env.results.items == {}
+    # WHEN it is the last THEN the document is recorded as failed, nothing sent to Datalab
+    outcome = _submit(env, key, receive_count=10)
+    assert (outcome.outcome, outcome.reason) == ("failed", "aws_unavailable")
+    assert env.results.items[_doc_id(key)]["flags"] == ["extraction_failed:aws_unavailable"]
+    assert env.datalab.submitted == []

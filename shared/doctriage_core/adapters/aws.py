@@ -6,6 +6,7 @@ and the local stack can point them at moto without patching anything.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from doctriage_core.errors import (
+    AwsUnavailable,
     DoctriageError,
     InvalidDocument,
     S3AccessDenied,
@@ -75,6 +77,40 @@ def _s3_error(
     if code in _S3_TRANSIENT or status >= 500 or status == 429:
         return S3Unavailable(f"S3 is unavailable for {uri} ({said})")
     return S3RequestFailed(f"S3 refused the request for {uri} ({said})")
+
+
+# Throttling and the services' own failures, as DynamoDB, SQS and Step Functions name them.
+_AWS_TRANSIENT = {
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "LimitExceededException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestThrottled",
+}
+
+
+def _transient_aws_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Raise AwsUnavailable for what is worth asking again later; anything else as it came."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if _error_code(exc) in _AWS_TRANSIENT or status >= 500:
+                raise AwsUnavailable(f"{type(self).__name__}.{method.__name__}: {exc}") from exc
+            raise
+        except BotoCoreError as exc:
+            raise AwsUnavailable(f"{type(self).__name__}.{method.__name__}: {exc}") from exc
+
+    return call
 
 
 class _S3Body:
@@ -206,6 +242,7 @@ class ResultsTable:
     def __init__(self, table_name: str, resource: Any = None) -> None:
         self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
 
+    @_transient_aws_errors
     def put_once(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Write the record unless one exists; return (written, the record now stored)."""
         try:
@@ -220,12 +257,14 @@ class ResultsTable:
         existing = self.get(record["document_id"])
         return False, existing if existing is not None else record
 
+    @_transient_aws_errors
     def get(self, document_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"document_id": document_id}, ConsistentRead=True).get(
             "Item"
         )
         return from_dynamodb(item) if item else None
 
+    @_transient_aws_errors
     def record_review(self, document_id: str, review: dict[str, Any]) -> bool:
         """Store a reviewer's decision under ``review`` once; False when one is already stored.
 
@@ -256,6 +295,7 @@ class ReviewQueue:
         self.queue_url = queue_url
         self._sqs: Any = client or boto3.client("sqs")
 
+    @_transient_aws_errors
     def send(self, message: dict[str, Any]) -> None:
         self._sqs.send_message(
             QueueUrl=self.queue_url,
@@ -272,6 +312,7 @@ class IntakeQueue:
         self.queue_url = queue_url
         self._sqs: Any = client or boto3.client("sqs")
 
+    @_transient_aws_errors
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Make a received message visible again after ``seconds`` (0 to 43,200)."""
         self._sqs.change_message_visibility(
@@ -291,6 +332,7 @@ class Workflows:
     def _execution_arn(self, name: str) -> str:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
+    @_transient_aws_errors
     def exists(self, name: str) -> bool:
         try:
             self._sfn.describe_execution(executionArn=self._execution_arn(name))
@@ -300,6 +342,7 @@ class Workflows:
             raise
         return True
 
+    @_transient_aws_errors
     def start(self, name: str, state: Mapping[str, Any]) -> bool:
         """Start the execution; False when one with this name already exists."""
         try:

@@ -119,10 +119,10 @@ def submit_upload(
     Transient errors propagate (the message is redelivered) unless this is the last delivery
     the queue allows: that one records the document as failed instead of losing it to the DLQ.
     """
-    if workflows.exists(document.document_id) or results.get(document.document_id):
-        return SubmitOutcome(document.document_id, "duplicate")
     threshold = settings.human_review_threshold
     try:
+        if workflows.exists(document.document_id) or results.get(document.document_id):
+            return SubmitOutcome(document.document_id, "duplicate")
         doc_type = doc_type_from_key(document.key)
         document = replace(document, doc_type=doc_type)
         content_type_for(document.key)  # an unsupported type fails before any S3 read
