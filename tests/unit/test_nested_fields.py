@@ -298,3 +298,16 @@ def test_items_via_local_ref_are_read_cell_by_cell() -> None:
     }
     ev = run(sch, {"lines": [{"amount": 3, "amount_score": s(1)}]})
     assert ev.flags == ["low_confidence_field:lines[0].amount"]
+
+
+def test_review_message_carries_the_flagged_cell_paths() -> None:
+    rows = [cell_row("Bolts", 500, qty=0), cell_row("Nuts", 20, 2)]
+    message = review_message(record_of(run(checked(), {"lines": rows, "tax": 1, "total": 9})))
+    assert message["flagged_paths"] == [
+        "lines[0].qty",
+        "lines[1].amount",
+        "lines[1].description",
+        "tax",
+        "total",
+    ]
+    assert_valid_review_message(message)
