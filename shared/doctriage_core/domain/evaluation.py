@@ -252,7 +252,7 @@ def _build(node: RawNode, index: BlockIndex, scores_available: bool) -> FieldRes
         items=items,
         properties=properties,
     )
-    if found and score is None:
+    if found and score is None and (items is not None or properties is not None):
         lowest = min(
             (p.confidence for p in _scored(result) if p.confidence is not None), default=None
         )
@@ -272,6 +272,8 @@ class _Gate:
     flags: set[str] = field(default_factory=set)
     # invalid/missing flags raised so far: a container is invalid only when its parts say nothing.
     problems: int = 0
+    # > 0 while inside a container that validated as a whole
+    trusted: int = 0
     _validators: dict[tuple[int, bool], Callable[[Any], Any]] = field(default_factory=dict)
 
     def problem(self, flag: str) -> None:
@@ -320,11 +322,20 @@ class _Gate:
             self.problem(f"missing_field:{path}")
         prop = resolve(self.schema, prop)
         before = self.problems
-        own_gate = gated and not (
-            result.found and result.score is None and _has_part_scores(result)
-        )
-        parts_gated = gated and _has_part_scores(result)
+        container = result.items is not None or result.properties is not None
+        part_scores = container and _has_part_scores(result)
+        own_gate = gated and not (result.found and result.score is None and part_scores)
+        parts_gated = gated and part_scores
         parts_vouched = vouched or result.score is not None
+        # A container valid as a whole has valid rows and cells: they are not validated again.
+        valid = (
+            True
+            if self.trusted or not result.found
+            else top_level_valid
+            if top_level_valid is not None and not container
+            else self.valid(prop, result.value, container=container)
+        )
+        self.trusted += container and valid
         if result.items is not None:
             self.rows(path, prop, result, threshold, gated=parts_gated, vouched=parts_vouched)
         elif result.properties is not None:
@@ -337,12 +348,7 @@ class _Gate:
                 gated=parts_gated,
                 vouched=parts_vouched,
             )
-        container = result.items is not None or result.properties is not None
-        valid = (
-            top_level_valid
-            if top_level_valid is not None and not container
-            else not result.found or self.valid(prop, result.value, container=container)
-        )
+        self.trusted -= container and valid
         if not valid and self.problems == before:
             self.problem(f"invalid_field:{path}")
         if not own_gate or (result.confidence is None and vouched):
@@ -375,7 +381,11 @@ class _Gate:
                 self.problem(f"invalid_field:{row_path}")
                 continue
             self.parts(row_path, columns, cells, required, threshold, gated=gated, vouched=vouched)
-            if self.problems == before and not self.valid(rows, row, container=True):
+            if (
+                not self.trusted
+                and self.problems == before
+                and not self.valid(rows, row, container=True)
+            ):
                 self.problem(f"invalid_field:{row_path}")
 
     def parts(
@@ -467,6 +477,8 @@ def run_checks(checks: list[Check], fields: dict[str, FieldResult]) -> list[dict
 def _every_score(fields: dict[str, FieldResult]) -> list[int]:
     scores = [f.score for f in fields.values() if f.score is not None]
     for f in fields.values():
+        if f.items is None and f.properties is None:
+            continue
         scores.extend(p.score for p in _scored(f) if p.score is not None)
     return scores
 

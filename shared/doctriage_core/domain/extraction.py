@@ -22,6 +22,8 @@ from doctriage_core.errors import DatalabMalformedResponse
 
 SCORE_SUFFIX = "_score"
 CITATIONS_SUFFIX = "_citations"
+# A property schema without these keys cannot have parts (columns, nested properties).
+_NESTING_KEYS = frozenset({"items", "properties", "$ref"})
 
 
 def parse_extraction(result: object) -> dict[str, Any]:
@@ -118,6 +120,8 @@ def read_node(
     raw = container.get(name)
     score, reasoning = read_score(container.get(f"{name}{SCORE_SUFFIX}"))
     citations = read_citations(container.get(f"{name}{CITATIONS_SUFFIX}"))
+    if isinstance(prop, dict) and not prop.keys() & _NESTING_KEYS:
+        return RawNode(raw, score, reasoning, citations)  # a flat field: the common case
     rows = row_schema(schema, prop)
     if rows is not None:
         columns = object_properties(schema, rows) or {}
