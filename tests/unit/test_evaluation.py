@@ -116,7 +116,7 @@ def test_unknown_keys_are_ignored() -> None:
     assert ev.extraction_score_average == 5.0
 
 
-def test_line_items_are_one_field_validated_and_scored_whole() -> None:
+def test_line_items_with_a_list_score_are_gated_by_it_and_cells_by_path() -> None:
     items = {
         "type": "array",
         "items": {
@@ -132,10 +132,10 @@ def test_line_items_are_one_field_validated_and_scored_whole() -> None:
     assert ev.flags == []
 
     bad = run(schema({"lines": items}), {"lines": [{"qty": 0}], "lines_score": scored(5)})
-    assert bad.flags == ["invalid_field:lines"]
+    assert bad.flags == ["invalid_field:lines[0].qty", "missing_field:lines[0].sku"]
 
 
-def test_nested_object_is_carried_whole() -> None:
+def test_nested_object_keeps_its_value_whole() -> None:
     address = {"type": "object", "properties": {"city": STR}}
     ev = run(schema({"addr": address}), {"addr": {"city": "Oslo"}, "addr_score": scored(3)})
     assert ev.fields["addr"].value == {"city": "Oslo"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import given, settings
@@ -160,3 +161,108 @@ def test_every_record_validates(case: dict[str, Any]) -> None:
     assert_valid_record(record)
     if record["review_status"] == "needs_review":
         assert_valid_review_message(review_message(record))
+
+
+# --- nested schemas: arrays of objects and objects, in either shape Datalab may send ------------
+
+COLUMN_POOL: dict[str, dict[str, Any]] = {
+    "description": {"type": "string"},
+    "qty": {"type": "integer", "minimum": 1},
+    "amount": {"type": "number"},
+    "sku": {"type": "string", "pattern": "^S"},
+}
+cell_values = st.none() | st.sampled_from(["", "S1", "x"]) | st.integers(-2, 50) | st.floats(0, 9)
+
+
+@st.composite
+def nested_cases(draw: st.DrawFn) -> dict[str, Any]:
+    columns = draw(st.lists(st.sampled_from(sorted(COLUMN_POOL)), min_size=1, unique=True))
+    item: dict[str, Any] = {
+        "type": "object",
+        "properties": {c: dict(COLUMN_POOL[c]) for c in columns},
+        "required": draw(st.lists(st.sampled_from(columns), unique=True)),
+    }
+    for c in columns:
+        if draw(st.booleans()):
+            item["properties"][c]["x-review-threshold"] = draw(thresholds)
+    lines: dict[str, Any] = {"type": "array", "items": item}
+    if draw(st.booleans()):
+        lines["minItems"] = draw(st.integers(0, 4))
+    address = {"type": "object", "properties": {"city": {"type": "string"}}}
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"lines": lines, "address": address, "total": {"type": "number"}},
+    }
+    if "amount" in columns and draw(st.booleans()):
+        schema["x-checks"] = [{"name": "sum", "sum": ["lines[].amount"], "equals": "total"}]
+
+    def cells(row_columns: list[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {}
+        for c in row_columns:
+            if draw(st.booleans()):
+                row[c] = draw(cell_values)
+            if draw(st.booleans()):
+                row[f"{c}_score"] = draw(score_objects)
+            if draw(st.booleans()):
+                row[f"{c}_citations"] = draw(citations)
+        return row
+
+    rows = draw(st.lists(st.builds(lambda: cells(columns)) | st.just("junk"), max_size=5))
+    extracted: dict[str, Any] = {"lines": rows, "address": cells(["city"]), "total": 3}
+    for name in ("lines", "address", "total"):
+        if draw(st.booleans()):
+            extracted[f"{name}_score"] = draw(score_objects)
+    return {"schema": schema, "extracted": extracted, "upload": draw(st.none() | thresholds)}
+
+
+def _path_exists(fields: dict[str, Any], path: str) -> bool:
+    """``lines[1].amount``, ``lines[0]``, ``address.city``, ``lines`` name a result (or a row)."""
+    node: Any = {"properties": fields}
+    for part in path.split("."):
+        match = re.fullmatch(r"([^\[\]]+)((?:\[\d+\])*)", part)
+        if match is None or match.group(1) not in (node.get("properties") or {}):
+            return False
+        node = node["properties"][match.group(1)]
+        for index in re.findall(r"\[(\d+)\]", match.group(2)):
+            items = node.get("items") or []
+            if int(index) >= len(items):
+                return False
+            node = {"properties": items[int(index)]}
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=nested_cases())
+def test_every_cell_of_every_row_gets_one_result_and_flags_name_existing_paths(
+    case: dict[str, Any],
+) -> None:
+    ev = evaluate_extraction(
+        case["schema"],
+        {"extraction_schema_json": json.dumps(case["extracted"]), "json": TREE},
+        upload_doc_type="invoice",
+        default_threshold=0.8,
+        upload_threshold=case["upload"],
+    )
+    rows = case["extracted"]["lines"]
+    columns = set(case["schema"]["properties"]["lines"]["items"]["properties"])
+    lines = ev.to_dict()["fields"]["lines"]
+    assert len(lines["items"]) == len(rows)
+    for row, cells in zip(rows, lines["items"], strict=True):
+        assert set(cells) == (columns if isinstance(row, dict) else set())
+    for value in lines["value"] or []:  # the value keeps no score or citation key of a column
+        if isinstance(value, dict):
+            assert not any(f"{c}_score" in value or f"{c}_citations" in value for c in columns)
+    fields = ev.to_dict()["fields"]
+    for flag in ev.flags:
+        kind, _, path = flag.partition(":")
+        if kind in {"low_confidence_field", "missing_field", "invalid_field", "incomplete_list"}:
+            assert _path_exists(fields, path), flag
+    record = complete_record(
+        ev,
+        document=DocumentRef("doc-1", "bucket", "incoming/invoice/x.pdf", "invoice"),
+        request_id="req",
+        result_key="results/doc-1.json",
+        submitted_at=None,
+        completed_at="2025-01-01T00:00:00.000Z",
+    )
+    assert_valid_record(record)

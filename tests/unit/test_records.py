@@ -135,7 +135,11 @@ def test_complete_record_needs_review_and_its_message(
     message = review_message(record)
     assert_valid_review_message(message)
     assert message["schema_version"] == REVIEW_MESSAGE_SCHEMA_VERSION == "1"
-    assert {k: v for k, v in message.items() if k != "schema_version"} == record
+    extra = {"schema_version", "flagged_paths"}
+    assert {k: v for k, v in message.items() if k not in extra} == record
+    assert message["flagged_paths"] == sorted(
+        {f.partition(":")[2] for f in record["flags"] if f.partition(":")[2]}
+    )
 
 
 def failed(**kw: Any) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import Evaluation
 
 REVIEW_MESSAGE_SCHEMA_VERSION = "1"
+# Flags that name a field or a cell (``low_confidence_field:line_items[1].amount``).
+PATH_FLAGS = ("low_confidence_field", "missing_field", "invalid_field", "incomplete_list")
 # A failure message is for a human; capping it keeps a record well inside DynamoDB's 400 KB
 # item limit and SQS's 256 KB message limit whatever an upstream error text contains. The one
 # cap: every failure message reaches a record through failed_record.
@@ -97,12 +99,28 @@ def failed_record(
     }
 
 
+def flagged_paths(flags: list[str]) -> list[str]:
+    """The field and cell paths the flags name (``line_items[1].amount``), sorted, once each."""
+    paths = set()
+    for flag in flags:
+        kind, _, path = flag.partition(":")
+        if kind in PATH_FLAGS and path:
+            paths.add(path)
+    return sorted(paths)
+
+
 def review_message(record: dict[str, Any]) -> dict[str, Any]:
-    """The review-queue body: the whole record plus ``schema_version``.
+    """The review-queue body: the whole record plus ``schema_version`` and ``flagged_paths``.
+
+    ``flagged_paths``: what a reviewer has to decide, cell by cell for nested fields.
 
     Only needs_review records (failed ones included) belong on the review queue; anything else
     is a caller bug, raised here rather than sent.
     """
     if record.get("review_status") != "needs_review":
         raise ValueError("only needs_review records go to the review queue")
-    return {**record, "schema_version": REVIEW_MESSAGE_SCHEMA_VERSION}
+    return {
+        **record,
+        "schema_version": REVIEW_MESSAGE_SCHEMA_VERSION,
+        "flagged_paths": flagged_paths(list(record.get("flags") or [])),
+    }

@@ -12,7 +12,10 @@ property ``x-review-threshold`` > top-level ``x-review-threshold`` > stack defau
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -74,13 +77,79 @@ def document_threshold(
 
 
 def field_threshold(
-    prop: object, name: str, *, doc_threshold: float, upload_threshold: float | None
+    prop: object,
+    name: str,
+    *,
+    doc_threshold: float,
+    upload_threshold: float | None,
+    enclosing: float | None = None,
 ) -> float:
-    """One property's threshold: upload > property > the document's (:func:`document_threshold`,
-    computed once per document and passed in): the one place the precedence is written."""
+    """One property's threshold: upload > property > the enclosing property's > the document's.
+
+    The one place the precedence is written. ``doc_threshold`` is :func:`document_threshold`,
+    computed once per document and passed in; ``enclosing`` is the threshold that applied to
+    the array or object a cell belongs to (``line_items`` for ``line_items[0].amount``): a
+    column's ``x-review-threshold`` in the item schema applies to its cells, else the array's.
+    """
     if upload_threshold is None and isinstance(prop, dict) and THRESHOLD_KEY in prop:
         return parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
-    return doc_threshold
+    return enclosing if enclosing is not None else doc_threshold
+
+
+def resolve(schema: dict[str, Any], node: object) -> object:
+    """``node`` with a local ``$ref`` (``#/$defs/x``, ``#/definitions/x``) followed, else as is."""
+    for _ in range(16):  # a chain of references, never a loop
+        if not isinstance(node, dict) or not isinstance(node.get("$ref"), str):
+            return node
+        target: object = schema
+        for part in node["$ref"].lstrip("#").strip("/").split("/"):
+            if not part:
+                continue
+            if not isinstance(target, dict) or part not in target:
+                return node
+            target = target[part]
+        node = target
+    return node
+
+
+def object_properties(schema: dict[str, Any], prop: object) -> dict[str, Any] | None:
+    """The declared properties of a nested object property, else None."""
+    prop = resolve(schema, prop)
+    if isinstance(prop, dict) and isinstance(prop.get("properties"), dict) and prop["properties"]:
+        return {name: resolve(schema, sub) for name, sub in prop["properties"].items()}
+    return None
+
+
+def row_schema(schema: dict[str, Any], prop: object) -> dict[str, Any] | None:
+    """The item schema of an array-of-objects property (one with declared columns), else None."""
+    prop = resolve(schema, prop)
+    if not isinstance(prop, dict) or "items" not in prop:
+        return None
+    items = resolve(schema, prop["items"])
+    if isinstance(items, dict) and object_properties(schema, items) is not None:
+        return items
+    return None
+
+
+def required_names(node: object) -> frozenset[str]:
+    required = node.get("required") if isinstance(node, dict) else None
+    if not isinstance(required, list):
+        return frozenset()
+    return frozenset(r for r in required if isinstance(r, str))
+
+
+def node_validator(
+    schema: dict[str, Any], node: dict[str, Any], *, drop: tuple[str, ...] = ()
+) -> Validator:
+    """The compiled validator of any sub-schema (a column, a row, an array without ``drop``)."""
+    standalone = {k: v for k, v in node.items() if k not in drop}
+    for key in _DEFINITION_KEYS:
+        if key in schema and key not in standalone:
+            standalone[key] = schema[key]
+    try:
+        return _compile(_CACHE_KEY.encode(standalone))
+    except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
+        raise SchemaInvalid(f"a nested property is not a usable JSON Schema: {exc}") from exc
 
 
 def property_validator(schema: dict[str, Any], name: str) -> Validator:
@@ -175,6 +244,8 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
     _check_properties(schema, properties)
     _check_required(schema.get("required", []), properties)
     _check_thresholds(schema, properties)
+    _check_nested(schema, properties, "")
+    parse_checks(schema)
     if len(_CHECKED_TEXTS) >= _CHECKED_TEXTS_MAX:
         _CHECKED_TEXTS.clear()
     _CHECKED_TEXTS.add(text)
@@ -211,3 +282,125 @@ def _check_thresholds(schema: dict[str, Any], properties: dict[str, Any]) -> Non
                 parse_threshold(prop[THRESHOLD_KEY], source=f"property {name!r} {THRESHOLD_KEY}")
     except InvalidThreshold as exc:
         raise SchemaInvalid(str(exc)) from exc
+
+
+def _check_nested(schema: dict[str, Any], properties: dict[str, Any], where: str) -> None:
+    """The nested columns and properties obey the same naming rule as the top level."""
+    for name, prop in properties.items():
+        nested = object_properties(schema, prop)
+        rows = row_schema(schema, prop)
+        if rows is not None:
+            nested = object_properties(schema, rows)
+        if nested is None:
+            continue
+        path = f"{where}{name}"
+        for sub, sub_prop in nested.items():
+            if isinstance(sub_prop, dict) and THRESHOLD_KEY in sub_prop:
+                try:
+                    parse_threshold(sub_prop[THRESHOLD_KEY], source=f"property {path}.{sub}")
+                except InvalidThreshold as exc:
+                    raise SchemaInvalid(str(exc)) from exc
+            for suffix in SUFFIXES:
+                if sub.endswith(suffix) and sub[: -len(suffix)] in nested:
+                    raise SchemaInvalid(
+                        f"property {path}.{sub!s} collides with the {suffix} key of "
+                        f"{path}.{sub[: -len(suffix)]}; rename one of them"
+                    )
+        _check_nested(schema, nested, f"{path}.")
+
+
+# --- x-checks: declared sums -------------------------------------------------------------------
+
+CHECKS_KEY = "x-checks"
+_CHECK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SEGMENT = re.compile(r"^([^.\[\]]+)(\[\])?$")
+_CHECK_KEYS = frozenset({"name", "sum", "equals", "tolerance", "description"})
+
+# A path: (property name, True when followed by "[]": every row of that array).
+PathSegment = tuple[str, bool]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    sum: tuple[tuple[PathSegment, ...], ...]
+    equals: tuple[PathSegment, ...]
+    tolerance: float
+
+
+def parse_path(
+    schema: dict[str, Any], text: object, *, rows_allowed: bool, source: str
+) -> tuple[PathSegment, ...]:
+    """``line_items[].amount`` / ``tax_amount`` / ``address.city`` checked against the schema."""
+    if not isinstance(text, str) or not text:
+        raise SchemaInvalid(f"{source}: a path must be a non-empty string, got {text!r}")
+    segments: list[PathSegment] = []
+    props: dict[str, Any] | None = schema.get("properties")
+    parts = text.split(".")
+    for position, part in enumerate(parts):
+        match = _SEGMENT.match(part)
+        if match is None or props is None or match.group(1) not in props:
+            raise SchemaInvalid(f"{source}: path {text!r} does not name a declared property")
+        name, each = match.group(1), match.group(2) is not None
+        prop = resolve(schema, props[name])
+        last = position == len(parts) - 1
+        if each:
+            rows = row_schema(schema, prop)
+            if not rows_allowed or rows is None or last:
+                raise SchemaInvalid(
+                    f"{source}: path {text!r}: [] names a column of an array of objects"
+                    + ("" if rows_allowed else ", and only in sum")
+                )
+            props = object_properties(schema, rows)
+        elif not last:
+            props = object_properties(schema, prop)
+        segments.append((name, each))
+    return tuple(segments)
+
+
+def _parse_check(schema: dict[str, Any], raw: object, position: int) -> Check:
+    source = f"{CHECKS_KEY}[{position}]"
+    if not isinstance(raw, dict):
+        raise SchemaInvalid(f"{source} must be an object")
+    unknown = sorted(set(raw) - _CHECK_KEYS)
+    if unknown:
+        raise SchemaInvalid(f"{source}: unknown keys {', '.join(unknown)}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not _CHECK_NAME.match(name):
+        raise SchemaInvalid(f"{source}: name must be letters, digits, _ . -; got {name!r}")
+    sums = raw.get("sum")
+    if not isinstance(sums, list) or not sums:
+        raise SchemaInvalid(f"{source} ({name}): sum must be a non-empty list of paths")
+    tolerance = raw.get("tolerance", 0)
+    if (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not math.isfinite(tolerance)
+        or tolerance < 0
+    ):
+        raise SchemaInvalid(f"{source} ({name}): tolerance must be a number >= 0")
+    return Check(
+        name=name,
+        sum=tuple(
+            parse_path(schema, p, rows_allowed=True, source=f"{source} ({name}) sum") for p in sums
+        ),
+        equals=parse_path(
+            schema, raw.get("equals"), rows_allowed=False, source=f"{source} ({name}) equals"
+        ),
+        tolerance=float(tolerance),
+    )
+
+
+def parse_checks(schema: dict[str, Any]) -> list[Check] | None:
+    """The schema's ``x-checks`` (None when it declares none); SchemaInvalid when unusable."""
+    if CHECKS_KEY not in schema:
+        return None
+    raw = schema[CHECKS_KEY]
+    if not isinstance(raw, list):
+        raise SchemaInvalid(f"{CHECKS_KEY} must be a list of checks")
+    checks = [_parse_check(schema, item, i) for i, item in enumerate(raw)]
+    names = [c.name for c in checks]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise SchemaInvalid(f"{CHECKS_KEY}: duplicate check names {', '.join(duplicates)}")
+    return checks
