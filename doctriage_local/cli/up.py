@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also log every AWS API request the server answers",
     )
-    up.set_defaults(func=run)
+    up.set_defaults(func=run, starts_stack=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -222,7 +222,9 @@ class Intake:
                 self._throttled, self._retry_after = True, exc.retry_after
             self._back_off(receipt_handle, receive_count, exc.retry_after)
             raise
-        self._log.info(
+        # An operator must fix a configuration failure: say it at ERROR, not in passing.
+        log = self._log.error if outcome["reason"] == "configuration" else self._log.info
+        log(
             "upload handled",
             outcome=outcome["outcome"],
             reason=outcome["reason"],
