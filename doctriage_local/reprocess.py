@@ -4,6 +4,12 @@ A new version is a new document (its own document_id, execution and record), so 
 stays as history and the new one goes through the whole pipeline, idempotency included. The old
 record gets ``reprocessed_as`` (written once, with a condition), so running this twice never
 submits a document twice. Works against a deployed stack or the local one (``--endpoint-url``).
+
+Only what can succeed is sent again (:func:`decide`): a failure of the upload itself (empty, too
+large, unsupported type, bad key, gone, invalid threshold metadata, the type's schema missing or
+broken, Datalab refusing the file) fails the same way on a copy, so it is skipped unless asked
+for (``include_permanent``: e.g. once the schema is fixed). Every other reason (throttling,
+timeouts, Datalab or S3 unavailable, configuration, an expired result...) is retried.
 """
 
 from __future__ import annotations
@@ -15,6 +21,46 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from doctriage_core.domain.documents import document_id_for
+
+# Reasons a copy of the same upload fails for again, and why (the record's extraction_failed:...).
+PERMANENT_REASONS = {
+    "empty_file": "the file is empty",
+    "file_too_large": "the file is over Datalab's size limit",
+    "unsupported_type": "the file's type is not supported",
+    "bad_key": "the key is not incoming/<doc_type>/<file name>",
+    "object_missing": "the upload is gone",
+    "invalid_threshold": "its human-review-threshold metadata is invalid (a copy keeps it)",
+    "schema_missing": "no schema for its type (put one, then --include-permanent)",
+    "schema_invalid": "its type's schema is broken (fix it, then --include-permanent)",
+    "datalab_rejected": "Datalab refused the file itself",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    reprocess: bool
+    why: str
+
+
+def failure_reason(record: dict) -> str:
+    """The reason of a failed record: the part after ``extraction_failed:`` of its flag."""
+    return next(
+        (f.split(":", 1)[1] for f in record.get("flags", []) if f.startswith("extraction_failed:")),
+        "unknown",
+    )
+
+
+def decide(record: dict, *, include_permanent: bool = False) -> Decision:
+    """Whether a failed record is worth reprocessing, and why (from its failure reason)."""
+    reason = failure_reason(record)
+    permanent = PERMANENT_REASONS.get(reason)
+    if permanent is None:
+        return Decision(True, f"{reason}: may succeed on a new try")
+    if include_permanent:
+        return Decision(
+            True, f"{reason}: permanent ({permanent}), sent as --include-permanent asks"
+        )
+    return Decision(False, f"{reason}: permanent, {permanent}; --include-permanent sends it anyway")
 
 
 @dataclass(frozen=True)
@@ -50,10 +96,7 @@ def reprocess(
     record: dict, *, s3: Any, dynamodb: Any, table: str, dry_run: bool = False
 ) -> Reprocessed:
     source = record["source"]
-    reason = next(
-        (f.split(":", 1)[1] for f in record.get("flags", []) if f.startswith("extraction_failed:")),
-        "unknown",
-    )
+    reason = failure_reason(record)
     base = Reprocessed(record["document_id"], source["key"], reason, None)
     copy_source = {"Bucket": source["bucket"], "Key": source["key"]}
     if source.get("version_id"):

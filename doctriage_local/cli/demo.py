@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
         help=f"compress waits and deadlines (default {options.DEMO_TIME_SCALE})",
     )
     options.add_timeout(demo, default=300.0, help="seconds to wait for records")
-    demo.set_defaults(func=run)
+    demo.set_defaults(func=run, starts_stack=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from doctriage_local.cli import demo, invoke, reprocess, review, run, up
+from doctriage_local.cli import demo, invoke, options, reprocess, review, run, up
 
 COMMANDS = (demo, run, up, invoke, reprocess, review)  # in `doctriage --help` order
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = options.Parser(
         prog="doctriage", description="doctriage on this machine: moto + the Datalab emulator."
     )
     sub = top.add_subparsers(dest="command", required=True)
@@ -21,8 +21,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a configuration it cannot start with is one line on stderr, exit 2."""
     args = parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        options.check(args)  # before any work: nothing is started with a bad configuration
+        result: int = args.func(args)
+    except options.ConfigurationError as exc:
+        options.say(f"doctriage {args.command}: {exc}")
+        return 2
     return result
 
 

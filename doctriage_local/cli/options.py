@@ -25,6 +25,20 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # ---------------------------------------------------------------------- validators
 
 
+class ConfigurationError(Exception):
+    """A command's configuration (environment or options) it cannot start with.
+
+    ``doctriage`` (cli/main.py) prints it as one line on stderr and exits 2, before any work.
+    """
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that refuses a bad option in one line on stderr (exit 2), not usage + error."""
+
+    def error(self, message: str) -> Any:
+        self.exit(2, f"{self.prog}: {message} (--help for usage)\n")
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)
@@ -111,17 +125,73 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def datalab_environment() -> dict[str, str]:
+    """DATALAB_API_URL and DATALAB_API_KEY, checked: {} for the built-in emulator, else both.
+
+    ConfigurationError unless the URL is https (http only on a loopback host: 127.0.0.1,
+    localhost, ::1) and a key is set with it: the functions would refuse it anyway, but only
+    once a document meets it.
+    """
+    from doctriage_core.adapters.datalab import check_api_url
+
+    url = os.environ.get("DATALAB_API_URL", "").strip()
+    key = os.environ.get("DATALAB_API_KEY", "").strip()
+    if not url:  # the emulator (a DATALAB_API_KEY alone, e.g. for Datalab's SDK, is ignored)
+        return {}
+    try:
+        check_api_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"{exc} (DATALAB_API_URL={_shown(url)})") from None
+    if not key:
+        raise ConfigurationError("DATALAB_API_URL is set but DATALAB_API_KEY is not")
+    return {"datalab_api_url": url, "datalab_api_key": key}
+
+
+def _shown(url: str) -> str:
+    """A URL as it may be printed: any user info (a password) left out."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
 def stack_options(time_scale: float) -> dict[str, Any]:
-    """StackOptions for a local stack: DATALAB_API_URL/DATALAB_API_KEY when set, else the
-    built-in emulator."""
-    url = os.environ.get("DATALAB_API_URL")
-    options: dict[str, Any] = {"time_scale": time_scale}
-    if url:
-        options["datalab_api_url"] = url
-        options["datalab_api_key"] = os.environ.get("DATALAB_API_KEY", "")
-    return options
+    """StackOptions for a local stack: DATALAB_API_URL/DATALAB_API_KEY when set (checked, see
+    :func:`datalab_environment`), else the built-in emulator."""
+    return {"time_scale": time_scale, **datalab_environment()}
+
+
+def endpoint(url: str, *, source: str) -> str:
+    """An AWS endpoint URL: http(s) with a host, else ConfigurationError naming ``source``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}={url!r} is not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{source}={_shown(url)!r} is not an http(s) URL with a host (e.g. {UP_ENDPOINT_URL})"
+        )
+    return url
+
+
+def endpoint_option(endpoint_url: str | None) -> str | None:
+    """--endpoint-url, else $AWS_ENDPOINT_URL (boto3 reads it too), each checked; None if unset."""
+    if endpoint_url:
+        return endpoint(endpoint_url, source="--endpoint-url")
+    env = os.environ.get("AWS_ENDPOINT_URL", "").strip()
+    return endpoint(env, source="AWS_ENDPOINT_URL") if env else None
 
 
 def up_endpoint(endpoint_url: str | None) -> str:
     """The endpoint of a running `doctriage up`: the option, else $AWS_ENDPOINT_URL, else ours."""
-    return endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or UP_ENDPOINT_URL
+    return endpoint_option(endpoint_url) or UP_ENDPOINT_URL
+
+
+def check(args: argparse.Namespace) -> None:
+    """What every command checks before it starts (ConfigurationError, one line, exit 2):
+    the Datalab environment where a local stack is started, the endpoint where one is used."""
+    if getattr(args, "starts_stack", False) or getattr(args, "demo", False):
+        datalab_environment()
+    if hasattr(args, "endpoint_url") or getattr(args, "uses_endpoint", False):
+        endpoint_option(getattr(args, "endpoint_url", None))

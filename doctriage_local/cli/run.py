@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
         run_, default=3600.0, help="seconds to wait for every record (default 3600)"
     )
     run_.add_argument("--json", action="store_true", help="print one record per line on stdout")
-    run_.set_defaults(func=run)
+    run_.set_defaults(func=run, starts_stack=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also log every AWS API request the server answers",
     )
-    up.set_defaults(func=run)
+    up.set_defaults(func=run, starts_stack=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +108,8 @@ def _announce(stack: LocalStack, args: argparse.Namespace) -> None:
         "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n"
         "  aws --endpoint-url $AWS_ENDPOINT_URL s3 cp FILE "
         f"'s3://{info['bucket']}/incoming/invoice/'\n"
-        "  aws --endpoint-url $AWS_ENDPOINT_URL sqs receive-message "
-        f"--queue-url {info['review_queue_url']} --wait-time-seconds 20\n"
+        "  aws --endpoint-url $AWS_ENDPOINT_URL sqs get-queue-attributes "
+        f"--queue-url {info['review_queue_url']} --attribute-names ApproximateNumberOfMessages\n"
+        "  doctriage review   # the review page (receive-message would burn receive counts)\n"
         "  doctriage invoke EvaluateFunction --event events/evaluate-failure.json"
     )

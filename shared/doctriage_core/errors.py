@@ -167,6 +167,15 @@ class S3RequestFailed(PermanentError):
     reason = "s3_error"
 
 
+class Misconfigured(PermanentError):
+    """A setting every document needs is unusable (a :class:`ConfigError` met in submit, e.g. a
+    DATALAB_API_URL that is not https): recorded as failed with the reason, never left to cycle
+    through the intake queue's deliveries into the DLQ. Reprocess them once the setting is fixed.
+    """
+
+    reason = "configuration"
+
+
 class InvalidThreshold(PermanentError):
     """A review threshold that is not a number in [0, 1], or an upload's below the stack minimum."""
 
@@ -179,9 +188,11 @@ class InvalidThreshold(PermanentError):
 class ConfigError(RuntimeError):
     """The function is deployed with a missing or invalid setting: an operator must fix it.
 
-    Not a DoctriageError on purpose: submit must not record a document as failed for it (the
-    message is redelivered once the setting is fixed); in the state machine the catch-all records
-    ``workflow_error``.
+    Not a DoctriageError on purpose: it names no document. Raised before any document is in
+    hand (a missing table or queue name), nothing can be recorded and the invocation fails. Met
+    by a document in submit (the Datalab URL or key unusable), the document is recorded as failed
+    with reason ``configuration`` (:class:`Misconfigured`); in the state machine the catch-all
+    records ``configuration`` too.
     """
 
 

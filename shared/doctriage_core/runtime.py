@@ -74,8 +74,12 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
     """A client for the configured API with the current key (cached, refreshed every 5 min)."""
     from aws_lambda_powertools.utilities import parameters
 
-    from doctriage_core.adapters.datalab import DatalabClient
+    from doctriage_core.adapters.datalab import DatalabClient, check_api_url
 
+    try:
+        check_api_url(settings.api_url)  # before the secret is read: a bad URL never gets a key
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; no document can be sent to Datalab until it is fixed") from exc
     key = parameters.get_secret(settings.api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
     if not isinstance(key, str) or not key.strip():
         raise ConfigError("the Datalab API key secret is empty")
@@ -85,9 +89,13 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
             for stale in _clients.values():
                 stale.close()
             _clients.clear()
-            client = _clients[key] = DatalabClient(
-                settings.api_url, key.strip(), timeout=settings.timeout_seconds
-            )
+            try:
+                client = DatalabClient(
+                    settings.api_url, key.strip(), timeout=settings.timeout_seconds
+                )
+            except ValueError as exc:  # the key has characters a header cannot carry
+                raise ConfigError(str(exc)) from exc
+            _clients[key] = client
     return client
 
 

@@ -174,7 +174,7 @@ def test_the_installed_doctriage_reprocess_dry_run_works_from_any_directory(up, 
     assert "ModuleNotFoundError" not in listed.stderr
     [line] = [line for line in listed.stdout.splitlines() if line.startswith(document_id)]
     assert "result_expired" in line
-    assert "skipped (dry run)" in line
+    assert "would reprocess (result_expired: may succeed on a new try)" in line
     assert "(dry run: nothing changed)" in listed.stderr
     record = _from_dynamodb_json(_get_item(up, document_id)["Item"])
     assert "reprocessed_as" not in record

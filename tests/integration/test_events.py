@@ -100,14 +100,25 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
     assert put["ETag"].strip('"') == etag
     # No versionId in the event (it works against any upload of that key): the id is the ETag's.
     document_id = document_id_for(bucket, key, None, etag)
+    # The state events name documents of their own, never submit.json's nor a real upload's (a
+    # real upload has a version id): invoking them cannot overwrite a real document's record.
+    assert key.startswith("incoming/invoice/events/")
     for event in (poll_event, evaluate_event):
-        assert event["document"]["document_id"] == document_id
-        assert {k: event["document"][k] for k in ("bucket", "key", "etag", "size")} == {
+        document = event["document"]
+        assert document["key"].startswith("incoming/invoice/events/")
+        assert document["key"] != key
+        assert document["version_id"] is None
+        assert document["document_id"] == document_id_for(
+            bucket, document["key"], None, document["etag"]
+        )
+        assert {k: document[k] for k in ("bucket", "etag", "size")} == {
             "bucket": bucket,
-            "key": key,
             "etag": etag,
             "size": len(body),
         }
+    assert evaluate_event["poll"]["result_key"] == (
+        f"results/{evaluate_event['document']['document_id']}/datalab-result.json"
+    )
 
     # submit.json: accepted, and the document's workflow runs to its record.
     assert _invoke(stack, "SubmitFunction", submit_event) == {"batchItemFailures": []}
@@ -125,14 +136,17 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
     assert _shape(poll_event) == _shape(real_poll_inputs[0])
     assert _shape(evaluate_event) == _shape(real_evaluate_inputs[0])
 
-    # poll.json, pointed at the Datalab request submit made (the file's is a made-up one).
+    # poll.json, pointed at submit.json's document and the Datalab request submit made (the
+    # file's are made-up ones).
     datalab = real_poll_inputs[0]["datalab"]
+    for event in (poll_event, evaluate_event):
+        event["document"].update(document_id=document_id, key=key)
     poll_event["datalab"] = datalab
     status = _invoke(stack, "PollFunction", poll_event)
     assert status["ready"] is True
     assert status["scored"] is True
     assert status["next_wait_seconds"] == 0
-    assert status["result_key"] == evaluate_event["poll"]["result_key"]
+    assert status["result_key"] == f"results/{document_id}/datalab-result.json"
     stored = json.loads(
         stack.client("s3").get_object(Bucket=bucket, Key=status["result_key"])["Body"].read()
     )
@@ -143,6 +157,7 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
         TableName=stack.physical["ResultsTable"], Key={"document_id": {"S": document_id}}
     )
     evaluate_event["datalab"] = evaluate_event["poll"]["datalab"] = datalab
+    evaluate_event["poll"]["result_key"] = status["result_key"]
     summary = _invoke(stack, "EvaluateFunction", evaluate_event)
     assert summary == {
         "document_id": document_id,

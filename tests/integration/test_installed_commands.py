@@ -31,11 +31,13 @@ RUN_AS_A_SUBPROCESS_IN = {
 }
 
 
-def _doctriage(*argv: str, cwd: Path, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+def _doctriage(
+    *argv: str, cwd: Path, timeout: float = 180.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [command("doctriage"), *argv],
         cwd=cwd,
-        env=environment(),
+        env=environment(**(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -91,3 +93,52 @@ def test_run_json(tmp_path):
     record = json.loads(line)
     assert_valid_record(record)
     assert record["source"]["key"] == "incoming/invoice/acme-invoice-1042.pdf"
+
+
+# Each command that starts a local stack, and each that talks to one, with a configuration it
+# must refuse before doing anything: one line on stderr, exit status 2, no traceback.
+NOT_HTTPS = {"DATALAB_API_URL": "http://example.com", "DATALAB_API_KEY": "k"}
+NO_KEY = {"DATALAB_API_URL": "https://www.datalab.to"}
+BAD_ENDPOINT = {"AWS_ENDPOINT_URL": "127.0.0.1:4566"}
+REFUSED = [
+    (["demo"], NOT_HTTPS, "DATALAB_API_URL must use https (http only for a loopback host)"),
+    (["run", str(ACME), "--doc-type", "invoice"], NOT_HTTPS, "DATALAB_API_URL must use https"),
+    (["up", "--port", "0", "--datalab-port", "0"], NOT_HTTPS, "DATALAB_API_URL must use https"),
+    (["review", "--demo"], NOT_HTTPS, "DATALAB_API_URL must use https"),
+    (["up", "--port", "0"], NO_KEY, "DATALAB_API_URL is set but DATALAB_API_KEY is not"),
+    (["run", str(ACME), "--doc-type", "invoice"], NO_KEY, "DATALAB_API_KEY is not"),
+    (["invoke", "SubmitFunction", "-e", "x.json"], BAD_ENDPOINT, "AWS_ENDPOINT_URL="),
+    (["reprocess", "--table", "t"], BAD_ENDPOINT, "is not an http(s) URL with a host"),
+    (["review"], BAD_ENDPOINT, "is not an http(s) URL with a host"),
+    (["run", str(ACME), "--doc-type", "invoice", "--threshold", "1.5"], {}, "between 0 and 1"),
+    (["up", "--time-scale", "2"], {}, "--time-scale must be in (0, 1]"),
+]
+
+
+@pytest.mark.parametrize(("argv", "env", "said"), REFUSED, ids=lambda v: str(v)[:40])
+def test_a_bad_configuration_is_refused_in_one_line(argv, env, said, tmp_path):
+    done = _doctriage(*argv, cwd=tmp_path, timeout=60, env=env)
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"doctriage {argv[0]}: "), line
+    assert said in line
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_http_on_loopback_is_allowed(tmp_path):
+    # Refused connections (nothing listens there) are retried, so only the start is checked:
+    # `up` gets as far as its ready line, which is all this test waits for.
+    done = _doctriage(
+        "reprocess",
+        "--table",
+        "doctriage-local-ResultsTable",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--dry-run",
+        cwd=tmp_path,
+        timeout=60,
+        env={"DATALAB_API_URL": "http://127.0.0.1:9", "DATALAB_API_KEY": "k"},
+    )
+    assert "is not an http(s) URL" not in done.stderr
+    assert "DATALAB_API_URL" not in done.stderr

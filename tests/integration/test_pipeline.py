@@ -6,6 +6,7 @@ Each test uploads to S3 exactly as a user would and reads the terminal record ba
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -318,6 +319,23 @@ def test_s3_events_other_than_object_created_are_skipped(stack, emulator, event_
     assert stack.record(document_id) is None
     assert emulator.stats["submit"] == submits
     assert _emf_metrics(stack, "NonUploadEventsSkipped") == skipped + 1
+
+
+def test_an_s3_console_folder_marker_is_skipped_not_recorded(stack, emulator):
+    # GIVEN the S3 console's "Create folder": a 0-byte object whose key ends with "/"
+    key = "incoming/invoice/2027/"
+    skipped, submits = _emf_metrics(stack, "FolderMarkersSkipped"), emulator.stats["submit"]
+    put = stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=b"")
+    # WHEN its notification reaches submit (through the bucket and the intake queue)
+    deadline = time.monotonic() + 30
+    while _emf_metrics(stack, "FolderMarkersSkipped") == skipped:
+        assert time.monotonic() < deadline, "the folder marker was never skipped"
+        time.sleep(0.05)
+    # THEN it is counted and nothing else: no record, no review message, no Datalab call
+    document_id = document_id_for(stack.bucket, key, put.get("VersionId"), put["ETag"].strip('"'))
+    assert stack.record(document_id) is None
+    assert review_messages_for(stack, document_id) == []
+    assert emulator.stats["submit"] == submits
 
 
 def test_an_object_created_record_beside_a_removed_one_is_still_submitted(stack, emulator):

@@ -65,3 +65,34 @@ def test_reason_filter_and_dry_run(stack, emulator):
     outcome = reprocess(record, s3=stack.client("s3"), dynamodb=dynamodb, table=table, dry_run=True)
     assert outcome.new_document_id is None
     assert "reprocessed_as" not in stack.record(failed["document_id"])
+
+
+def test_the_command_skips_permanent_failures_unless_asked_and_dry_run_says_why(
+    stack, monkeypatch, capsys
+):
+    from doctriage_local.cli import reprocess as command
+    from doctriage_local.cli.main import main
+
+    empty = process(stack, b"", "invoice", name="empty-for-reprocess.pdf")
+    assert empty["flags"] == ["extraction_failed:empty_file"]
+    clients = {service: stack.client(service) for service in ("dynamodb", "s3")}
+    monkeypatch.setattr(command.boto3, "client", lambda service, **_: clients[service])
+    table = stack.physical["ResultsTable"]
+
+    def line_for(*argv: str) -> str:
+        assert main(["reprocess", "--table", table, "--reason", "empty_file", *argv]) == 0
+        out = capsys.readouterr().out
+        [line] = [line for line in out.splitlines() if line.startswith(empty["document_id"])]
+        return line
+
+    assert line_for("--dry-run").endswith(
+        "would skip (empty_file: permanent, the file is empty; --include-permanent sends it anyway)"
+    )
+    assert line_for().endswith(
+        "skipped (empty_file: permanent, the file is empty; --include-permanent sends it anyway)"
+    )
+    assert "reprocessed_as" not in stack.record(empty["document_id"])  # nothing was copied
+    assert "would reprocess (empty_file: permanent" in line_for("--include-permanent", "--dry-run")
+    sent = line_for("--include-permanent").rsplit("->  ", 1)[1]
+    assert sent.startswith("doc-")
+    assert stack.record(empty["document_id"])["reprocessed_as"] == sent

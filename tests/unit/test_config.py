@@ -69,3 +69,15 @@ def test_a_stack_threshold_at_the_minimum_is_fine(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("HUMAN_REVIEW_THRESHOLD", "0.85")
     settings = get_settings()
     assert (settings.human_review_threshold, settings.minimum_upload_threshold) == (0.85, 0.85)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com", "ftp://www.datalab.to", "https://user:pw@www.datalab.to"]
+)
+def test_an_unusable_datalab_url_is_a_config_error_at_first_use(url: str) -> None:
+    from doctriage_core import runtime
+    from doctriage_core.config import DatalabSettings
+
+    settings = DatalabSettings(api_url=url, api_key_secret_arn="arn:never-read")
+    with pytest.raises(ConfigError, match="DATALAB_API_URL"):
+        runtime.datalab_client(settings)  # before the secret is read (no AWS call is made)

@@ -106,6 +106,33 @@ def test_other_events_and_test_events_are_skipped_not_submitted() -> None:
     assert counted == ["NonUploadEventsSkipped", "TestEventsSkipped"]
 
 
+def test_a_folder_marker_is_skipped_with_a_log_line_and_a_metric() -> None:
+    submit = FakeSubmit()
+    intake, redeliveries, counted = _intake(submit)
+    marker = _record("incoming/invoice/2027/")
+    marker["s3"]["object"]["size"] = 0
+    log = intake._log
+    intake.handle(
+        _body(marker, _record("incoming/invoice/2027/a.pdf")), receive_count=1, receipt_handle="r"
+    )
+    assert [document.key for document, _ in submit.calls] == ["incoming/invoice/2027/a.pdf"]
+    assert counted == ["FolderMarkersSkipped", "DocumentsSubmitted"]
+    assert redeliveries.delays == []
+    assert isinstance(log, FakeLog)
+    skipped = [line for line in log.lines if "folder marker" in line[1]]
+    assert skipped == [
+        ("info", "skipping folder marker (not a document)", {"key": "incoming/invoice/2027/"})
+    ]
+
+
+def test_a_key_ending_with_a_slash_that_has_bytes_is_still_an_upload() -> None:
+    submit = FakeSubmit("failed")
+    intake, _, counted = _intake(submit)
+    intake.handle(_body(_record("incoming/invoice/odd/")), receive_count=1, receipt_handle="r")
+    assert len(submit.calls) == 1  # recorded as failed by submit (a bad key), never lost
+    assert counted == ["DocumentsRejected"]
+
+
 def test_a_record_without_an_event_name_is_an_upload() -> None:
     assert len(parse_message(_body(_record("incoming/invoice/a.pdf", None))).uploads) == 1
 

@@ -1028,6 +1028,30 @@ def test_permanent_datalab_errors_are_recorded_as_failed(error: Exception, reaso
     assert env.store.opened[0].was_closed
 
 
+def test_a_configuration_error_met_in_submit_is_a_failed_record_on_the_first_delivery() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+
+    def unusable() -> FakeDatalab:
+        raise errors.ConfigError("DATALAB_API_URL must use https (http only for a loopback host)")
+
+    upload = Upload(bucket=BUCKET, raw_key="incoming/invoice/a.pdf", version_id="v-1", etag="e")
+    outcome = submit_upload(
+        upload.document(),
+        last_delivery=False,  # not left to the last of 10 deliveries: no retry can fix it
+        store=env.store,
+        datalab=unusable,
+        results=env.results,
+        review_queue=env.queue,
+        workflows=env.workflows,
+        settings=make_settings(SubmitSettings),
+        now=Clock(T0),
+    )
+    record = _assert_failed(env, outcome, "configuration")
+    assert record["error"]["type"] == "Misconfigured"
+    assert "DATALAB_API_URL must use https" in record["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
@@ -1176,6 +1200,12 @@ def _lambda_cause(error_type: str, message: str) -> str:
             _lambda_cause("DatalabRateLimited", "429 again"),
             "rate_limited",
             "429 again",
+        ),
+        (
+            "ConfigError",
+            _lambda_cause("ConfigError", "DATALAB_API_URL must use https"),
+            "configuration",
+            "DATALAB_API_URL must use https",
         ),
         ("States.Timeout", "", "workflow_error", "States.Timeout"),
         ("States.TaskFailed", "plain text cause", "workflow_error", "plain text cause"),

@@ -107,6 +107,8 @@ def evaluate_document(
 
 
 def _failure_reason(error_name: str) -> str:
+    if error_name == errors.ConfigError.__name__:
+        return errors.Misconfigured.reason
     error_class = getattr(errors, error_name, None)
     if isinstance(error_class, type) and issubclass(error_class, errors.DoctriageError):
         return error_class.reason

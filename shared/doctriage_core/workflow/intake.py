@@ -5,6 +5,8 @@ The intake policy lives here, and only here:
 - what a message is: an S3 event notification; ``ObjectCreated:*`` records are uploads, other
   event names are skipped, ``s3:TestEvent`` is skipped, anything else is MalformedMessage (no
   retry can fix it: it goes to the DLQ at once);
+- a "folder" marker (the S3 console's "Create folder": a 0-byte object whose key ends with
+  ``/``) is no document: skipped with one log line and a metric, never recorded;
 - the per-invocation throttle: once Datalab says 429, the rest of the batch waits without asking;
 - redelivery back-off (domain/poll_policy.redelivery_delay_seconds), in pipeline time;
 - the last-delivery rule: the delivery the queue allows last records the document as failed
@@ -53,6 +55,10 @@ class Upload:
             etag=obj.get("eTag") or None,
             size=obj.get("size"),
         )
+
+    def is_folder_marker(self) -> bool:
+        """The S3 console's "Create folder" object: a key ending with ``/``, no bytes."""
+        return decode_event_key(self.raw_key).endswith("/") and not self.size
 
     def document(self) -> DocumentRef:
         key = decode_event_key(self.raw_key)
@@ -142,6 +148,7 @@ METRICS = {
     "failed": "DocumentsRejected",
     "non_upload": "NonUploadEventsSkipped",
     "test_event": "TestEventsSkipped",
+    "folder_marker": "FolderMarkersSkipped",
 }
 
 
@@ -204,6 +211,10 @@ class Intake:
             self._count("test_event")
         last = is_last_delivery(receive_count, self._max_receives)
         for upload in message.uploads:
+            if upload.is_folder_marker():
+                self._log.info("skipping folder marker (not a document)", key=upload.raw_key)
+                self._count("folder_marker")
+                continue
             self._submit_one(upload, receive_count, last, receipt_handle)
 
     def _submit_one(
@@ -222,7 +233,9 @@ class Intake:
                 self._throttled, self._retry_after = True, exc.retry_after
             self._back_off(receipt_handle, receive_count, exc.retry_after)
             raise
-        self._log.info(
+        # An operator must fix a configuration failure: say it at ERROR, not in passing.
+        log = self._log.error if outcome["reason"] == "configuration" else self._log.info
+        log(
             "upload handled",
             outcome=outcome["outcome"],
             reason=outcome["reason"],

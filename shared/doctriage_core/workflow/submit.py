@@ -146,6 +146,14 @@ def submit_upload(
             upload_threshold=upload_threshold,
         )
         submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
+    except errors.ConfigError as exc:
+        # A setting no document can succeed without (the Datalab URL or key): recorded as failed
+        # with the reason rather than left to cycle its deliveries into the DLQ unseen.
+        failure = errors.Misconfigured(f"the function is misconfigured: {exc}")
+        fail_document(
+            document, failure, threshold, results, review_queue, completed_at=iso_utc(now())
+        )
+        return SubmitOutcome(document.document_id, "failed", failure.reason)
     except (errors.PermanentError, errors.TransientError) as exc:
         if isinstance(exc, errors.TransientError) and not last_delivery:
             raise
