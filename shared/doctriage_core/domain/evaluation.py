@@ -88,8 +88,8 @@ ReviewStatus = Literal["auto", "needs_review"]
 _CHECK_EPSILON = 1e-9
 
 
-@dataclass(frozen=True)
-class FieldResult:
+@dataclass(slots=True)  # not frozen: hundreds are built per document, and frozen is slow to
+class FieldResult:  # build; nothing changes one once evaluate_extraction returns it
     value: Any
     found: bool
     confidence: float | None
@@ -257,7 +257,7 @@ def _build(node: RawNode, index: BlockIndex, scores_available: bool) -> FieldRes
             (p.confidence for p in _scored(result) if p.confidence is not None), default=None
         )
         if lowest is not None:
-            result = FieldResult(**{**result.__dict__, "confidence": lowest})
+            result.confidence = lowest
     return result
 
 

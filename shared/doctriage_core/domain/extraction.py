@@ -75,7 +75,7 @@ def read_citations(raw: object) -> list[str]:
     return [c for c in raw if isinstance(c, str)] if isinstance(raw, list) else []
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RawNode:
     """One property as Datalab sent it, read by its schema.
 

@@ -32,9 +32,10 @@ SUFFIXES = ("_citations", "_score")
 # The validator cache's key: the same text as json.dumps(..., sort_keys=True), without building
 # a new encoder for every property of every document (json.dumps does when given sort_keys).
 _CACHE_KEY = json.JSONEncoder(sort_keys=True)
-# Schema texts that passed load_schema's checks. The checks depend on the text alone and a warm
-# container reads the same few schemas for every document, so a text seen before is only parsed.
-_CHECKED_TEXTS: set[str] = set()
+# Schemas that passed load_schema's checks, by their text. The checks depend on the text alone
+# and a warm container reads the same few schemas for every document, so a text seen before
+# gives back the schema parsed then (callers only read it), and its validators stay cached.
+_CHECKED: dict[str, dict[str, Any]] = {}
 _CHECKED_TEXTS_MAX = 64
 
 Validator = Callable[[Any], Any]
@@ -152,8 +153,25 @@ def node_validator(
         raise SchemaInvalid(f"a nested property is not a usable JSON Schema: {exc}") from exc
 
 
+# (schema object, property name) -> validator, for the schema objects load_schema hands out
+# again (it keeps them): encoding a property to find its compiled validator costs more than
+# validating with it.
+_VALIDATORS: dict[tuple[int, str], tuple[dict[str, Any], Validator]] = {}
+
+
 def property_validator(schema: dict[str, Any], name: str) -> Validator:
     """The compiled validator of one property (cached by the property's JSON text)."""
+    known = _VALIDATORS.get((id(schema), name))
+    if known is not None and known[0] is schema:
+        return known[1]
+    validator = _property_validator(schema, name)
+    if len(_VALIDATORS) >= 4 * _CHECKED_TEXTS_MAX:
+        _VALIDATORS.clear()
+    _VALIDATORS[(id(schema), name)] = (schema, validator)
+    return validator
+
+
+def _property_validator(schema: dict[str, Any], name: str) -> Validator:
     prop = schema["properties"][name]
     if not isinstance(prop, dict):
         raise SchemaInvalid(f"property {name!r}: its schema must be a JSON object")
@@ -230,11 +248,12 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
     """
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        known = _CHECKED.get(text)
+        if known is not None:
+            return known
         schema = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
         raise SchemaInvalid(f"schema is not valid JSON: {exc}") from exc
-    if text in _CHECKED_TEXTS:
-        return schema
     if not isinstance(schema, dict):
         raise SchemaInvalid(f"schema must be a JSON object, got {type(schema).__name__}")
     properties = schema.get("properties")
@@ -246,9 +265,9 @@ def load_schema(raw: bytes | str) -> dict[str, Any]:
     _check_thresholds(schema, properties)
     _check_nested(schema, properties, "")
     parse_checks(schema)
-    if len(_CHECKED_TEXTS) >= _CHECKED_TEXTS_MAX:
-        _CHECKED_TEXTS.clear()
-    _CHECKED_TEXTS.add(text)
+    if len(_CHECKED) >= _CHECKED_TEXTS_MAX:
+        _CHECKED.clear()
+    _CHECKED[text] = schema
     return schema
 
 
