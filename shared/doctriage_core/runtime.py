@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from doctriage_core import config
 from doctriage_core.adapters.aws import (
@@ -57,14 +57,33 @@ __all__ = [
 SECRET_MAX_AGE_SECONDS = 300
 
 
-# One adapter per resource name, built on first use (each factory is the adapter's class, cached).
-document_store = cache(DocumentStore)
-results_table = cache(ResultsTable)
-review_queue = cache(ReviewQueue)
-intake_queue = cache(IntakeQueue)
-workflows = cache(Workflows)
+_build_lock = threading.Lock()
+_Adapter = TypeVar("_Adapter")
 
-_clients: dict[str, DatalabClient] = {}
+
+class _OnePerName(Generic[_Adapter]):
+    """One adapter per resource name, built on first use. Built under a lock: boto3's default
+    session is not safe to create clients on from two threads at once (the local stack runs
+    handlers on many threads; a Lambda container never does, and pays one uncontended lock)."""
+
+    def __init__(self, adapter: Callable[[str], _Adapter]) -> None:
+        self._build = cache(adapter)
+
+    def __call__(self, name: str) -> _Adapter:
+        with _build_lock:
+            return self._build(name)
+
+    def cache_clear(self) -> None:
+        self._build.cache_clear()
+
+
+document_store = _OnePerName(DocumentStore)
+results_table = _OnePerName(ResultsTable)
+review_queue = _OnePerName(ReviewQueue)
+intake_queue = _OnePerName(IntakeQueue)
+workflows = _OnePerName(Workflows)
+
+_clients: dict[tuple[str, str, float], DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
 # at once, and replacing the client under a thread still using it would close its connection.
 _clients_lock = threading.Lock()
@@ -83,8 +102,10 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
     key = parameters.get_secret(settings.api_key_secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
     if not isinstance(key, str) or not key.strip():
         raise ConfigError("the Datalab API key secret is empty")
+    # By everything the client is built from: a new key, URL or timeout gets a new client.
+    wanted = (settings.api_url, key, settings.timeout_seconds)
     with _clients_lock:
-        client = _clients.get(key)
+        client = _clients.get(wanted)
         if client is None:
             for stale in _clients.values():
                 stale.close()
@@ -95,7 +116,7 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
                 )
             except ValueError as exc:  # the key has characters a header cannot carry
                 raise ConfigError(str(exc)) from exc
-            _clients[key] = client
+            _clients[wanted] = client
     return client
 
 
