@@ -8,6 +8,7 @@ included. Each check below names what it refuses and why.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -76,12 +77,61 @@ def test_every_statement_names_its_resources(role):
         assert "NotAction" not in statement, role
 
 
+PSEUDO = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::URLSuffix"}
+
+
+def _names_own_resource(resource: Any) -> bool:
+    """Built from one of this template's resources (a Ref, a GetAtt, or a Sub that names one),
+    never a literal ARN or pattern that could match another stack's or account's."""
+    if not isinstance(resource, dict) or len(resource) != 1:
+        return False
+    [(name, arg)] = resource.items()
+    if name == "Ref":
+        return arg in RESOURCES
+    if name == "Fn::GetAtt":
+        return arg[0] in RESOURCES
+    if name != "Fn::Sub":
+        return False
+    text, variables = (arg, {}) if isinstance(arg, str) else arg
+    named = {ref.split(".")[0] for ref in re.findall(r"\$\{([^}!]+)\}", text)}
+    unknown = named - PSEUDO - set(RESOURCES) - set(variables)
+    own = named & set(RESOURCES) or [v for v in variables.values() if _names_own_resource(v)]
+    return not unknown and bool(own)
+
+
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_resource_is_one_of_this_stacks(role):
+    # A literal ARN or pattern (arn:aws:s3:::*, ${Bucket.Arn}* would pass a "*" check) is refused.
+    for statement in _statements(role):
+        for resource in _as_list(statement.get("Resource")):
+            if resource == "*":
+                continue  # test_every_statement_names_its_resources limits these
+            assert _names_own_resource(resource), f"{role}: {resource}"
+
+
+@pytest.mark.parametrize(
+    ("role", "prefixes"),
+    [
+        ("SubmitRole", ["incoming/*", "schemas/*"]),
+        ("PollRole", ["incoming/*", "schemas/*"]),
+        ("EvaluateRole", ["results/*", "schemas/*"]),
+    ],
+)
+def test_listing_is_granted_only_under_the_prefixes_the_role_reads(role, prefixes):
+    [listing] = [s for s in _statements(role) if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": prefixes}}
+
+
 def test_each_function_has_a_role_of_its_own():
     roles = [_role_of(name) for name in FUNCTIONS]
     assert len(set(roles)) == len(roles)
     for name in FUNCTIONS:
         trust = ROLES[_role_of(name)]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}], name
+        # Only this account's Lambda may assume it (the confused-deputy guard).
+        assert [s.get("Condition") for s in trust] == [
+            {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+        ], name
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
