@@ -59,7 +59,11 @@ def _put_the_object_submit_json_announces(stack: Any) -> str:
     sample = next(
         p for p in SAMPLES.glob("*/*.pdf") if p.stat().st_size == record["s3"]["object"]["size"]
     )
-    stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=sample.read_bytes())
+    put = stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=sample.read_bytes())
+    # The upload itself starts a pipeline too (as its own document, by its version): let it end
+    # here, so that no later test's settings reset lands on its handlers mid-run.
+    uploaded = document_id_for(stack.bucket, key, put.get("VersionId"), put.get("ETag"))
+    assert stack.wait_for_records([uploaded], timeout=60), "the upload's own pipeline never ended"
     return document_id_for(stack.bucket, key, None, etag)
 
 
