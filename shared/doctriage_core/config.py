@@ -47,6 +47,10 @@ class SubmitSettings:
     minimum_upload_threshold: float = 0.0
     # The intake queue's maxReceiveCount (template parameter IntakeMaxReceives).
     max_receives: int = 10
+    # How long transient failures (429s, outages) may delay a document before it is recorded as
+    # failed (SubmitRetryWindowSeconds): its message is sent again fresh when its deliveries run
+    # out within it.
+    retry_window_seconds: float = 86400.0
     # Local runs only: 0.01 makes every deadline and elapsed time count 100x faster.
     time_scale: float = 1.0
 
@@ -127,6 +131,7 @@ def submit_settings() -> SubmitSettings:
         human_review_threshold=human_review_threshold,
         minimum_upload_threshold=minimum_upload_threshold,
         max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
+        retry_window_seconds=_number("SUBMIT_RETRY_WINDOW_SECONDS", 86400, low=0, high=1209600),
         time_scale=_time_scale(),
     )
 

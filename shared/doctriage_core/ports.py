@@ -41,6 +41,7 @@ class Redeliveries(Protocol):
     """The intake queue, as submit uses it: when to deliver a message again."""
 
     def delay(self, receipt_handle: str, seconds: int) -> None: ...
+    def send_again(self, body: str, *, delay_seconds: int, first_sent: str) -> None: ...
 
 
 class Starter(Protocol):

@@ -20,6 +20,10 @@ def stack():
         emulator=EmulatorConfig(),
         # Short enough that a hung Datalab response times out within a test (not time-scaled).
         environment={"DATALAB_TIMEOUT_SECONDS": "2"},
+        # Ten minutes of pipeline time: a submit failing on every delivery (45 s of wall time
+        # here) is past it by its last delivery and recorded; test_retry_window.py covers the
+        # window itself.
+        parameters={"SubmitRetryWindowSeconds": 600},
     )
     with LocalStack(options) as running:
         for schema in SAMPLE_SCHEMAS.glob("*.json"):

@@ -52,9 +52,13 @@ class FakeLog:
 class FakeRedeliveries:
     def __init__(self) -> None:
         self.delays: list[tuple[str, int]] = []
+        self.sent: list[tuple[str, int, str]] = []
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         self.delays.append((receipt_handle, seconds))
+
+    def send_again(self, body: str, *, delay_seconds: int, first_sent: str) -> None:
+        self.sent.append((body, delay_seconds, first_sent))
 
 
 class FakeSubmit:
@@ -154,7 +158,8 @@ def test_the_last_delivery_is_the_queues_max_receive_count(
 ) -> None:
     assert is_last_delivery(receive_count, max_receives) is last
     submit = FakeSubmit()
-    intake, _, _ = _intake(submit, max_receives=max_receives)
+    # retry window 0: the last delivery gives up at once (the window has its own tests)
+    intake, _, _ = _intake(submit, max_receives=max_receives, retry_window_seconds=0)
     intake.handle(
         _body(_record("incoming/invoice/a.pdf")), receive_count=receive_count, receipt_handle="r"
     )
@@ -190,7 +195,7 @@ def test_after_a_429_the_rest_of_the_batch_waits_without_asking() -> None:
 
 def test_on_its_last_delivery_a_throttled_batch_still_submits() -> None:
     submit = FakeSubmit(errors.DatalabRateLimited("429", retry_after=40), "failed")
-    intake, _, counted = _intake(submit, max_receives=3)
+    intake, _, counted = _intake(submit, max_receives=3, retry_window_seconds=0)
     with pytest.raises(errors.DatalabRateLimited):
         intake.handle(
             _body(_record("incoming/invoice/a.pdf")), receive_count=1, receipt_handle="r1"
@@ -208,3 +213,53 @@ def test_each_invocation_has_its_own_throttle() -> None:
     second, _, _ = _intake(submit)
     second.handle(_body(_record("incoming/invoice/b.pdf")), receive_count=1, receipt_handle="r")
     assert len(submit.calls) == 1
+
+
+T_FIRST = "2026-12-01T10:00:00.000Z"
+T_FIRST_EPOCH = 1796119200.0  # T_FIRST as a timestamp
+
+
+def test_out_of_deliveries_within_the_window_the_upload_is_sent_again_not_failed() -> None:
+    # GIVEN a throttled upload on the queue's last delivery, an hour after its first copy
+    body = _body(_record("incoming/invoice/a.pdf"), _record("incoming/invoice/b.pdf"))
+    submit = FakeSubmit(errors.DatalabRateLimited("429"), errors.DatalabServerError("503"))
+    intake, redeliveries, counted = _intake(submit, max_receives=3)
+    # WHEN it is handled THEN nothing raises (the message is done with), nothing is recorded as
+    # failed (submit was told not to give up), and the message is sent again once, fresh
+    intake.handle(
+        body,
+        receive_count=3,
+        receipt_handle="r",
+        first_sent=T_FIRST,
+        now=lambda: T_FIRST_EPOCH + 3600,
+    )
+    assert [give_up for _, give_up in submit.calls] == [False, False]
+    [(sent_body, delay, first_sent)] = redeliveries.sent
+    assert (sent_body, first_sent) == (body, T_FIRST)  # the window counts from the first copy
+    assert 1 <= delay <= 900
+    assert counted == ["UploadsSentAgain"]
+    assert redeliveries.delays == []
+
+
+def test_past_the_window_the_last_delivery_records_the_failure() -> None:
+    submit = FakeSubmit("failed")
+    intake, redeliveries, counted = _intake(submit, max_receives=3, retry_window_seconds=86400)
+    intake.handle(
+        _body(_record("incoming/invoice/a.pdf")),
+        receive_count=3,
+        receipt_handle="r",
+        first_sent=T_FIRST,
+        now=lambda: T_FIRST_EPOCH + 86400 + 1,
+    )
+    assert [give_up for _, give_up in submit.calls] == [True]
+    assert redeliveries.sent == []
+    assert counted == ["DocumentsRejected"]
+
+
+def test_before_the_last_delivery_nothing_is_sent_again() -> None:
+    submit = FakeSubmit(errors.DatalabRateLimited("429"))
+    intake, redeliveries, _ = _intake(submit, max_receives=3)
+    with pytest.raises(errors.DatalabRateLimited):
+        intake.handle(_body(_record("incoming/invoice/a.pdf")), receive_count=2, receipt_handle="r")
+    assert redeliveries.sent == []
+    assert len(redeliveries.delays) == 1

@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, cast
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from doctriage_core.domain.documents import FIRST_SENT_ATTRIBUTE as FIRST_SENT
 from doctriage_core.errors import (
     AwsUnavailable,
     DoctriageError,
@@ -311,6 +312,17 @@ class IntakeQueue:
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url
         self._sqs: Any = client or boto3.client("sqs")
+
+    @_transient_aws_errors
+    def send_again(self, body: str, *, delay_seconds: int, first_sent: str) -> None:
+        """The same message as a new one (its deliveries counted afresh), after a delay of up to
+        15 minutes, carrying when the first of its line was sent."""
+        self._sqs.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body,
+            DelaySeconds=max(0, min(900, int(delay_seconds))),
+            MessageAttributes={FIRST_SENT: {"DataType": "String", "StringValue": first_sent}},
+        )
 
     @_transient_aws_errors
     def delay(self, receipt_handle: str, seconds: int) -> None:

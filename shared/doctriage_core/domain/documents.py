@@ -21,6 +21,9 @@ SCHEMA_PREFIX = "schemas/"
 RESULTS_PREFIX = "results/"
 # S3 user metadata (x-amz-meta-human-review-threshold): an upload's own review threshold.
 UPLOAD_THRESHOLD_METADATA = "human-review-threshold"
+# The intake message attribute saying when the first copy of a re-sent message was sent: the
+# retry window for transient failures counts from there (workflow/intake.py).
+FIRST_SENT_ATTRIBUTE = "doctriage-first-sent"
 MAX_FILE_BYTES = 200 * 1024 * 1024  # Datalab's per-file limit
 _DOC_TYPE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: "$" also matches before "\n"
 

@@ -9,8 +9,11 @@ The intake policy lives here, and only here:
   ``/``) is no document: skipped with one log line and a metric, never recorded;
 - the per-invocation throttle: once Datalab says 429, the rest of the batch waits without asking;
 - redelivery back-off (domain/poll_policy.redelivery_delay_seconds), in pipeline time;
-- the last-delivery rule: the delivery the queue allows last records the document as failed
-  instead of losing it to the DLQ (:func:`is_last_delivery`).
+- the retry window: transient failures (429s, outages) delay a document, they do not fail it.
+  When a message's deliveries run out within ``retry_window_seconds`` of its first copy, it is
+  sent again as a new message (counted afresh, with back-off); past the window, the delivery the
+  queue allows last records the document as failed instead of losing it to the DLQ
+  (:func:`is_last_delivery`).
 
 Build one :class:`Intake` per invocation (as the batch processor is): nothing about a batch
 outlives it, and concurrent invocations in one process share nothing.
@@ -19,15 +22,21 @@ outlives it, and concurrent invocations in one process share nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from doctriage_core import errors
 from doctriage_core.config import SubmitSettings
-from doctriage_core.domain.documents import DocumentRef, decode_event_key, document_id_for
+from doctriage_core.domain.documents import (
+    FIRST_SENT_ATTRIBUTE,
+    DocumentRef,
+    decode_event_key,
+    document_id_for,
+)
 from doctriage_core.domain.poll_policy import redelivery_delay_seconds
-from doctriage_core.domain.timeline import Timeline
+from doctriage_core.domain.timeline import Timeline, iso_utc
 from doctriage_core.ports import Redeliveries
 
 _UPLOAD_EVENT = "ObjectCreated:"
@@ -124,6 +133,8 @@ class Log(Protocol):
 class _Attributes(Protocol):
     @property
     def approximate_receive_count(self) -> str | None: ...
+    @property
+    def sent_timestamp(self) -> str: ...
 
 
 class SQSMessage(Protocol):
@@ -137,6 +148,8 @@ class SQSMessage(Protocol):
     def message_id(self) -> str: ...
     @property
     def attributes(self) -> _Attributes: ...
+    @property
+    def message_attributes(self) -> Mapping[str, Any]: ...
 
 
 # submit(document, last_delivery) -> {"outcome": ..., "reason": ...} (workflow.submit's outcome).
@@ -149,6 +162,7 @@ METRICS = {
     "non_upload": "NonUploadEventsSkipped",
     "test_event": "TestEventsSkipped",
     "folder_marker": "FolderMarkersSkipped",
+    "sent_again": "UploadsSentAgain",
 }
 
 
@@ -167,6 +181,7 @@ class Intake:
         self._submit = submit
         self._redeliveries = redeliveries
         self._max_receives = settings.max_receives
+        self._retry_window = settings.retry_window_seconds
         self._timeline = Timeline(settings.time_scale)
         self._log = log
         self._count = lambda outcome: count(METRICS[outcome])  # count(metric name)
@@ -175,15 +190,26 @@ class Intake:
 
     def handle_record(self, record: SQSMessage) -> None:
         """:meth:`handle` for a record of powertools' batch processor."""
+        carried = (record.message_attributes or {}).get(FIRST_SENT_ATTRIBUTE) or {}
+        sent_ms = record.attributes.sent_timestamp
         self.handle(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count or 1),
             receipt_handle=record.receipt_handle,
             message_id=record.message_id,
+            first_sent=carried.get("stringValue")
+            or (iso_utc(int(sent_ms) / 1000) if sent_ms else None),
         )
 
     def handle(
-        self, body: str, *, receive_count: int, receipt_handle: str, message_id: str = ""
+        self,
+        body: str,
+        *,
+        receive_count: int,
+        receipt_handle: str,
+        message_id: str = "",
+        first_sent: str | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         """Submit every upload the message names; raise (for redelivery) what must be retried."""
         self._log.set_correlation_id(None)  # not the previous record's document
@@ -210,15 +236,42 @@ class Intake:
             self._log.info("skipping S3 test event")
             self._count("test_event")
         last = is_last_delivery(receive_count, self._max_receives)
+        first_sent = first_sent or iso_utc(now())
+        # Only past the retry window does the last delivery record a transient failure.
+        give_up = last and self._timeline.seconds_since(first_sent, now()) >= self._retry_window
+        send_again: errors.TransientError | None = None
         for upload in message.uploads:
             if upload.is_folder_marker():
                 self._log.info("skipping folder marker (not a document)", key=upload.raw_key)
                 self._count("folder_marker")
                 continue
-            self._submit_one(upload, receive_count, last, receipt_handle)
+            try:
+                self._submit_one(upload, receive_count, last, give_up, receipt_handle)
+            except errors.TransientError as exc:
+                if not last or give_up:
+                    raise
+                send_again = exc  # the others of this message still get their turn
+        if send_again is not None:
+            self._send_again(body, first_sent, receive_count, send_again)
+
+    def _send_again(
+        self, body: str, first_sent: str, receive_count: int, exc: errors.TransientError
+    ) -> None:
+        """Out of deliveries within the retry window: the same message again, counted afresh."""
+        delay = redelivery_delay_seconds(receive_count, exc.retry_after)
+        self._redeliveries.send_again(
+            body, delay_seconds=self._timeline.wall_seconds(delay), first_sent=first_sent
+        )
+        self._log.warning(
+            "still unavailable after the queue's deliveries; sent the upload again",
+            reason=exc.reason,
+            first_sent=first_sent,
+            redelivery_in_seconds=delay,
+        )
+        self._count("sent_again")
 
     def _submit_one(
-        self, upload: Upload, receive_count: int, last: bool, receipt_handle: str
+        self, upload: Upload, receive_count: int, last: bool, give_up: bool, receipt_handle: str
     ) -> None:
         document = upload.document()
         self._log.set_correlation_id(document.document_id)
@@ -227,11 +280,12 @@ class Intake:
                 raise errors.DatalabRateLimited(
                     "deferred: Datalab rate-limited this batch", retry_after=self._retry_after
                 )
-            outcome = self._submit(document, last)
+            outcome = self._submit(document, give_up)
         except errors.TransientError as exc:
             if isinstance(exc, errors.DatalabRateLimited):
                 self._throttled, self._retry_after = True, exc.retry_after
-            self._back_off(receipt_handle, receive_count, exc.retry_after)
+            if not last:
+                self._back_off(receipt_handle, receive_count, exc.retry_after)
             raise
         # An operator must fix a configuration failure: say it at ERROR, not in passing.
         log = self._log.error if outcome["reason"] == "configuration" else self._log.info
