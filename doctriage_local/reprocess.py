@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from doctriage_core.adapters.aws import from_dynamodb
 from doctriage_core.domain.documents import document_id_for
 
 # Reasons a copy of the same upload fails for again, and why (the record's extraction_failed:...).
@@ -151,17 +152,5 @@ def _plain(item: dict) -> Any:
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
-    value = {k: deserializer.deserialize(v) for k, v in item.items()}
-    return _floats(value)
-
-
-def _floats(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    return value
+    # DynamoDB numbers read back as the record wrote them: one reader, the adapter's.
+    return from_dynamodb({k: deserializer.deserialize(v) for k, v in item.items()})

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from doctriage_core.domain.timeline import utc_now_iso
 
 # Flags naming one field: "<kind>:<field name>".
 _FIELD_FLAGS = {
@@ -96,10 +97,6 @@ def _same(text: str, value: Any) -> bool:
 def _first(form: dict[str, list[str]], key: str) -> str | None:
     values = form.get(key)
     return values[0] if values else None
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_review(

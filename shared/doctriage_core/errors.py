@@ -7,9 +7,10 @@ that each name there exists here and that every transient one is retried.
 Permanent errors carry a short ``reason`` slug: it becomes the record's flag
 ``extraction_failed:<reason>``.
 
-The registries below are derived from the class hierarchy, never listed by hand: a new subclass
-of :class:`TransientError` is in ``TRANSIENT_ERRORS`` the moment it exists, and the static ASL
-test (tests/statemachine/) then fails until the state machine retries it too.
+The registries below are derived from the class hierarchy of this module when it is imported,
+never listed by hand: a new subclass of :class:`TransientError` written here is in
+``TRANSIENT_ERRORS``, and the static ASL test (tests/statemachine/) then fails until the state
+machine retries it too. (A subclass defined elsewhere, later, is not: keep them all here.)
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 from typing import Literal, TypedDict
 
-Phase = Literal["submitted", "processing", "throttled", "unscored", "scored", "scores_unavailable"]
+from doctriage_core.domain.poll_policy import Phase as WaitingPhase
+
+# The phases the poll policy waits in, and the two a ready status ends in.
+Phase = WaitingPhase | Literal["scored", "scores_unavailable"]
 
 
 class DocumentState(TypedDict):
