@@ -20,6 +20,7 @@ from doctriage_local.paths import EVENTS, SAMPLES
 from doctriage_local.template import (
     function_properties,
     load_template,
+    parameter_defaults,
     resolve,
     resources_of_type,
 )
@@ -236,8 +237,10 @@ def _expected_environment(stack, logical_id):
     """What `doctriage up` (default ports) gives the function: template.yaml's variables."""
     variables = function_properties(stack.template, logical_id)["Environment"]["Variables"]
 
+    defaults = parameter_defaults(stack.template)  # `up` runs with the template's defaults
+
     def ref(name):
-        return stack.physical[name] if name in stack.physical else stack.params[name]
+        return stack.physical[name] if name in stack.physical else defaults[name]
 
     return resolve(variables, ref, lambda resource, attribute: stack.arns[resource])
 

@@ -24,6 +24,9 @@ def stack():
         time_scale=0.01,
         datalab_api_url=f"http://127.0.0.1:{_closed_port()}",
         datalab_api_key="unused-key",
+        # No retry window: the tenth delivery records the document (test_retry_window.py has
+        # the window's own tests).
+        parameters={"SubmitRetryWindowSeconds": 0},
     )
     with LocalStack(options) as running:
         running.put_schema("invoice", SAMPLES / "schemas" / "invoice.json")

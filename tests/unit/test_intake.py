@@ -263,3 +263,26 @@ def test_before_the_last_delivery_nothing_is_sent_again() -> None:
         intake.handle(_body(_record("incoming/invoice/a.pdf")), receive_count=2, receipt_handle="r")
     assert redeliveries.sent == []
     assert len(redeliveries.delays) == 1
+
+
+def test_a_sent_again_message_carries_its_first_copys_time_through_lambdas_event() -> None:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    # GIVEN a re-sent message, as Lambda's event gives it (camelCase message attributes)
+    record = SQSRecord(
+        {
+            "messageId": "m",
+            "receiptHandle": "r",
+            "body": _body(_record("incoming/invoice/a.pdf")),
+            "attributes": {"ApproximateReceiveCount": "3", "SentTimestamp": "1796122800000"},
+            "messageAttributes": {
+                "doctriage-first-sent": {"stringValue": T_FIRST, "dataType": "String"}
+            },
+        }
+    )
+    submit = FakeSubmit(errors.DatalabRateLimited("429"))
+    intake, redeliveries, _ = _intake(submit, max_receives=3)
+    # WHEN it runs out of deliveries again THEN the window still counts from the first copy
+    intake.handle_record(record)
+    [(_, _, first_sent)] = redeliveries.sent
+    assert first_sent == T_FIRST

@@ -118,6 +118,18 @@ def parse_message(body: str) -> IntakeMessage:
         raise errors.MalformedMessage(f"not an S3 event notification: {body[:200]!r}") from exc
 
 
+def _first_sent(record: SQSMessage) -> str | None:
+    """When the first copy of this message was sent: carried by a re-sent one, else its own
+    SentTimestamp (Lambda always sends both keys; a hand-made event may lack them)."""
+    try:
+        carried = (record.message_attributes or {}).get(FIRST_SENT_ATTRIBUTE) or {}
+        if carried.get("stringValue"):
+            return str(carried["stringValue"])
+        return iso_utc(int(record.attributes.sent_timestamp) / 1000)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def is_last_delivery(receive_count: int, max_receives: int) -> bool:
     """The queue's maxReceiveCount-th delivery (or later): the last chance to record it."""
     return receive_count >= max_receives
@@ -190,15 +202,12 @@ class Intake:
 
     def handle_record(self, record: SQSMessage) -> None:
         """:meth:`handle` for a record of powertools' batch processor."""
-        carried = (record.message_attributes or {}).get(FIRST_SENT_ATTRIBUTE) or {}
-        sent_ms = record.attributes.sent_timestamp
         self.handle(
             record.body,
             receive_count=int(record.attributes.approximate_receive_count or 1),
             receipt_handle=record.receipt_handle,
             message_id=record.message_id,
-            first_sent=carried.get("stringValue")
-            or (iso_utc(int(sent_ms) / 1000) if sent_ms else None),
+            first_sent=_first_sent(record),
         )
 
     def handle(
