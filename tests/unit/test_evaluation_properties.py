@@ -9,10 +9,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import Evaluation, evaluate_extraction
-from doctriage_core.domain.records import complete_record, review_message
-from tests.contracts import assert_valid_record, assert_valid_review_message
+from tests.unit.test_nested_fields import record_of
 
 PROPERTY_POOL: dict[str, dict[str, Any]] = {
     "invoice_number": {"type": "string", "pattern": "^INV-"},
@@ -149,18 +147,7 @@ def test_raising_the_threshold_never_removes_a_flag(
 @settings(max_examples=200, deadline=None)
 @given(case=cases())
 def test_every_record_validates(case: dict[str, Any]) -> None:
-    ev = evaluate(case)
-    record = complete_record(
-        ev,
-        document=DocumentRef("doc-1", "bucket", "incoming/invoice/x.pdf", "invoice"),
-        request_id="req",
-        result_key="results/doc-1.json",
-        submitted_at=None,
-        completed_at="2025-01-01T00:00:00.000Z",
-    )
-    assert_valid_record(record)
-    if record["review_status"] == "needs_review":
-        assert_valid_review_message(review_message(record))
+    record_of(evaluate(case))  # validates the record, and the review message when there is one
 
 
 # --- nested schemas: arrays of objects and objects, in either shape Datalab may send ------------
@@ -257,12 +244,4 @@ def test_every_cell_of_every_row_gets_one_result_and_flags_name_existing_paths(
         kind, _, path = flag.partition(":")
         if kind in {"low_confidence_field", "missing_field", "invalid_field", "incomplete_list"}:
             assert _path_exists(fields, path), flag
-    record = complete_record(
-        ev,
-        document=DocumentRef("doc-1", "bucket", "incoming/invoice/x.pdf", "invoice"),
-        request_id="req",
-        result_key="results/doc-1.json",
-        submitted_at=None,
-        completed_at="2025-01-01T00:00:00.000Z",
-    )
-    assert_valid_record(record)
+    record_of(ev)

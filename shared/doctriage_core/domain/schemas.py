@@ -143,14 +143,21 @@ def node_validator(
     schema: dict[str, Any], node: dict[str, Any], *, drop: tuple[str, ...] = ()
 ) -> Validator:
     """The compiled validator of any sub-schema (a column, a row, an array without ``drop``)."""
+    try:
+        return _compile_standalone(schema, node, drop)
+    except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
+        raise SchemaInvalid(f"a nested property is not a usable JSON Schema: {exc}") from exc
+
+
+def _compile_standalone(
+    schema: dict[str, Any], node: dict[str, Any], drop: tuple[str, ...] = ()
+) -> Validator:
+    """``node`` compiled on its own, with the document's definitions its $refs may name."""
     standalone = {k: v for k, v in node.items() if k not in drop}
     for key in _DEFINITION_KEYS:
         if key in schema and key not in standalone:
             standalone[key] = schema[key]
-    try:
-        return _compile(_CACHE_KEY.encode(standalone))
-    except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
-        raise SchemaInvalid(f"a nested property is not a usable JSON Schema: {exc}") from exc
+    return _compile(_CACHE_KEY.encode(standalone))
 
 
 # (schema object, property name) -> validator, for the schema objects load_schema hands out
@@ -175,12 +182,8 @@ def _property_validator(schema: dict[str, Any], name: str) -> Validator:
     prop = schema["properties"][name]
     if not isinstance(prop, dict):
         raise SchemaInvalid(f"property {name!r}: its schema must be a JSON object")
-    standalone = dict(prop)
-    for key in _DEFINITION_KEYS:
-        if key in schema and key not in standalone:
-            standalone[key] = schema[key]
     try:
-        return _compile(_CACHE_KEY.encode(standalone))
+        return _compile_standalone(schema, prop)
     except Exception as exc:  # fastjsonschema raises several types (definition, regex, ...)
         raise SchemaInvalid(f"property {name!r}: not a usable JSON Schema: {exc}") from exc
 
