@@ -20,6 +20,7 @@ def add_parser(sub: Any) -> None:
         help=f"compress waits and deadlines (default {options.DEMO_TIME_SCALE})",
     )
     options.add_timeout(demo, default=300.0, help="seconds to wait for records")
+    options.add_parameter_overrides(demo)
     demo.set_defaults(func=run, starts_stack=True)
 
 
@@ -32,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
         f"doctriage demo: {len(samples)} sample documents through the local stack "
         f"(moto + Datalab emulator, time x{1 / args.time_scale:g})"
     )
-    with LocalStack(StackOptions(**options.stack_options(args.time_scale))) as stack:
+    with LocalStack(
+        StackOptions(**options.stack_options(args.time_scale, args.parameter_overrides))
+    ) as stack:
         say(f"  Datalab API at {stack.datalab_api_url}")
         documents.put_sample_schemas(stack, progress=True)
         results = documents.process(

@@ -153,10 +153,74 @@ def _shown(url: str) -> str:
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
-def stack_options(time_scale: float) -> dict[str, Any]:
+def stack_options(time_scale: float, overrides: list[str] | None = None) -> dict[str, Any]:
     """StackOptions for a local stack: DATALAB_API_URL/DATALAB_API_KEY when set (checked, see
-    :func:`datalab_environment`), else the built-in emulator."""
-    return {"time_scale": time_scale, **datalab_environment()}
+    :func:`datalab_environment`), else the built-in emulator; template parameter overrides."""
+    return {
+        "time_scale": time_scale,
+        **datalab_environment(),
+        "parameters": parameter_overrides(overrides or []),
+    }
+
+
+def add_parameter_overrides(parser: Any) -> None:
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        metavar="KEY=VALUE",
+        default=[],
+        help="template.yaml parameters, as `sam deploy --parameter-overrides` takes them "
+        "(e.g. HumanReviewThreshold=0.9 IntakeMaxReceives=5), checked against the template",
+    )
+
+
+# Set by the local stack itself: an override would be silently replaced.
+_NOT_OVERRIDABLE = {"DatalabApiUrl": "set DATALAB_API_URL (and DATALAB_API_KEY) instead"}
+
+
+def parameter_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``Key=Value`` pairs checked as CloudFormation would check them against template.yaml's
+    Parameters (declared name, Type, MinValue/MaxValue, AllowedValues, AllowedPattern)."""
+    from doctriage_local.template import load_template
+
+    declared: dict[str, Any] = load_template().get("Parameters", {})
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise ConfigurationError(f"--parameter-overrides: {pair!r} is not Key=Value")
+        if name not in declared:
+            known = ", ".join(sorted(declared))
+            raise ConfigurationError(f"--parameter-overrides: no parameter {name!r} ({known})")
+        if name in _NOT_OVERRIDABLE:
+            raise ConfigurationError(f"--parameter-overrides: {name}: {_NOT_OVERRIDABLE[name]}")
+        values[name] = _parameter_value(name, raw, declared[name])
+    return values
+
+
+def _parameter_value(name: str, raw: str, spec: dict[str, Any]) -> Any:
+    import re
+
+    def refuse(why: str) -> ConfigurationError:
+        return ConfigurationError(f"--parameter-overrides: {name}={raw!r} {why}")
+
+    value: Any = raw
+    if spec.get("Type") == "Number":
+        try:
+            value = float(raw)
+        except ValueError:
+            raise refuse("is not a number") from None
+        low, high = spec.get("MinValue"), spec.get("MaxValue")
+        if (low is not None and value < float(low)) or (high is not None and value > float(high)):
+            raise refuse(f"must be between {low} and {high}")
+        value = int(value) if value == int(value) else value
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and str(value) not in {str(a) for a in allowed}:
+        raise refuse(f"is not one of {', '.join(map(str, allowed))}")
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, raw):
+        raise refuse(f"does not match {pattern}")
+    return value
 
 
 def endpoint(url: str, *, source: str) -> str:
@@ -193,5 +257,6 @@ def check(args: argparse.Namespace) -> None:
     the Datalab environment where a local stack is started, the endpoint where one is used."""
     if getattr(args, "starts_stack", False) or getattr(args, "demo", False):
         datalab_environment()
+        parameter_overrides(getattr(args, "parameter_overrides", None) or [])
     if hasattr(args, "endpoint_url") or getattr(args, "uses_endpoint", False):
         endpoint_option(getattr(args, "endpoint_url", None))

@@ -63,6 +63,7 @@ def add_parser(sub: Any) -> None:
         demo, default=None, help="compress the pipeline's waits (default: doctriage demo's)"
     )
     options.add_timeout(demo, default=300.0, help="seconds to wait for the samples' records")
+    options.add_parameter_overrides(demo)
     review.set_defaults(func=run)
 
 
@@ -134,7 +135,9 @@ def _demo(args: argparse.Namespace) -> int:
         f"doctriage review --demo: {len(samples)} sample documents through a local stack "
         f"(moto + Datalab emulator, time x{1 / time_scale:g})"
     )
-    with LocalStack(StackOptions(**options.stack_options(time_scale))) as stack:
+    with LocalStack(
+        StackOptions(**options.stack_options(time_scale, args.parameter_overrides))
+    ) as stack:
         documents.put_sample_schemas(stack)
         results = documents.process(
             stack, samples, metadata={}, timeout=args.timeout, progress=True

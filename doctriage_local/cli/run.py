@@ -24,6 +24,7 @@ def add_parser(sub: Any) -> None:
         help="human review threshold for these uploads (0-1)",
     )
     options.add_time_scale(run_, default=1.0)
+    options.add_parameter_overrides(run_)
     options.add_timeout(
         run_, default=3600.0, help="seconds to wait for every record (default 3600)"
     )
@@ -47,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
     metadata = {}
     if args.threshold is not None:
         metadata["human-review-threshold"] = repr(args.threshold)
-    with LocalStack(StackOptions(**options.stack_options(args.time_scale))) as stack:
+    with LocalStack(
+        StackOptions(**options.stack_options(args.time_scale, args.parameter_overrides))
+    ) as stack:
         stack.put_schema(args.doc_type, schema)
         results = documents.process(
             stack,

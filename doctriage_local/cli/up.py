@@ -28,6 +28,7 @@ def add_parser(sub: Any) -> None:
         up, "--datalab-port", default=options.UP_DATALAB_PORT, what="the Datalab emulator"
     )
     options.add_time_scale(up, default=1.0)
+    options.add_parameter_overrides(up)
     options.add_log_level(up, help="the handlers' log level (JSON lines on stderr; default INFO)")
     up.add_argument(
         "--log-requests",
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
-    stack_options = options.stack_options(args.time_scale)
+    stack_options = options.stack_options(args.time_scale, args.parameter_overrides)
     stack_options.update(
         server_port=args.port,
         emulator_port=args.datalab_port,

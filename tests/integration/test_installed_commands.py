@@ -95,6 +95,29 @@ def test_run_json(tmp_path):
     assert record["source"]["key"] == "incoming/invoice/acme-invoice-1042.pdf"
 
 
+def test_run_takes_the_templates_parameters_as_sam_deploy_does(tmp_path):
+    # GIVEN the stack-wide threshold overridden to 1.0 (every field below it needs review)
+    done = _doctriage(
+        "run",
+        str(ACME),
+        "--doc-type",
+        "invoice",
+        "--time-scale",
+        "0.01",
+        "--json",
+        "--parameter-overrides",
+        "HumanReviewThreshold=1.0",
+        "IntakeMaxReceives=5",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = done.stdout.splitlines()
+    record = json.loads(line)
+    # THEN the clean invoice, auto at the default 0.85, goes to review at 1.0
+    assert record["human_review_threshold"] == 1.0
+    assert record["review_status"] == "needs_review"
+
+
 # Each command that starts a local stack, and each that talks to one, with a configuration it
 # must refuse before doing anything: one line on stderr, exit status 2, no traceback.
 NOT_HTTPS = {"DATALAB_API_URL": "http://example.com", "DATALAB_API_KEY": "k"}
@@ -112,6 +135,11 @@ REFUSED = [
     (["review"], BAD_ENDPOINT, "is not an http(s) URL with a host"),
     (["run", str(ACME), "--doc-type", "invoice", "--threshold", "1.5"], {}, "between 0 and 1"),
     (["up", "--time-scale", "2"], {}, "--time-scale must be in (0, 1]"),
+    (["demo", "--parameter-overrides", "HumanReviewThreshold=2"], {}, "between 0 and 1"),
+    (["up", "--parameter-overrides", "NoSuchParameter=1"], {}, "no parameter 'NoSuchParameter'"),
+    (["review", "--demo", "--parameter-overrides", "LogRetentionDays=2"], {}, "not one of"),
+    (["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "X"], {}, "Key=Value"),
+    (["demo", "--parameter-overrides", "DatalabApiUrl=https://x"], {}, "DATALAB_API_URL"),
 ]
 
 
