@@ -29,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     except options.ConfigurationError as exc:
         options.say(f"doctriage {args.command}: {exc}")
         return 2
+    except KeyboardInterrupt:
+        # The local stack stops on the way out (its with-block); nothing of it is kept.
+        options.say(
+            f"doctriage {args.command}: interrupted; documents in flight and the local stack's "
+            "records are gone with it"
+        )
+        return 130
     return result
 
 

@@ -64,13 +64,22 @@ def run(args: argparse.Namespace) -> int:
         _announce(stack, args)
         while not stop.wait(0.2):
             pass
-        say("doctriage up: stopping")
+        say(f"doctriage up: stopping; {_in_flight(stack)}")
         return 0
     finally:
         # Handlers restored first: a second Ctrl-C or SIGTERM ends a stop that hangs.
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stack.stop()
+
+
+def _in_flight(stack: LocalStack) -> str:
+    """How many documents the stop ends unfinished (nothing outlives the stack)."""
+    try:
+        running = sum(1 for e in stack.executions() if e["status"] == "RUNNING")
+    except Exception:  # the stop must not fail for the count's sake
+        return "everything in the stack is gone with it"
+    return f"{running} document(s) in flight end with it; nothing in the stack is kept"
 
 
 def _start(stack: LocalStack, args: argparse.Namespace) -> int | None:

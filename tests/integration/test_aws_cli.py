@@ -42,6 +42,7 @@ def up(tmp_path_factory):
             pytest.fail(f"`doctriage up` still running {STOP_TIMEOUT} s after SIGTERM")
         assert status == 0, running.log()
         assert "doctriage up: stopping" in running.log(), running.log()
+        assert "in flight end with it; nothing in the stack is kept" in running.log()
         assert process.stdout is not None
         assert process.stdout.read() == "", "`up` prints only its ready line on stdout"
 

@@ -170,3 +170,30 @@ def test_http_on_loopback_is_allowed(tmp_path):
     )
     assert "is not an http(s) URL" not in done.stderr
     assert "DATALAB_API_URL" not in done.stderr
+
+
+def test_ctrl_c_ends_a_command_in_one_line_without_a_traceback(tmp_path):
+    import signal
+    import time
+
+    # GIVEN `doctriage demo` under way (its stack started, documents in flight)
+    process = subprocess.Popen(
+        [command("doctriage"), "demo"],
+        cwd=tmp_path,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    assert process.stderr is not None
+    started = ""
+    while "uploaded" not in started and time.monotonic() < deadline:
+        started += process.stderr.readline()
+    # WHEN the user presses Ctrl-C
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    # THEN one line says what happened, and no traceback
+    assert process.returncode == 130, rest
+    assert "Traceback" not in rest, rest
+    assert rest.strip().splitlines()[-1].startswith("doctriage demo: interrupted"), rest
