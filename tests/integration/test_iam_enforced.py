@@ -111,21 +111,29 @@ def _template_without(tmp_path: Path, role: str, sid: str) -> Path:
     return broken
 
 
+RAW_RESULT_TEST = "tests/integration/test_pipeline.py::test_the_raw_result_is_kept_in_s3"
+LARGE_RECORD_TEST = (
+    "tests/integration/test_large_record.py"
+    "::test_a_500_row_table_keeps_its_cells_in_s3_beside_the_raw_result"
+)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("role", "sid"),
+    ("role", "sid", "test"),
     [
-        ("PollRole", "KeepRawResults"),
+        ("PollRole", "KeepRawResults", RAW_RESULT_TEST),
         # Found in review: the secret cache was shared by all functions, so poll read the key
         # submit had fetched; it is kept per role now.
-        ("PollRole", "DatalabKey"),
-        ("EvaluateRole", "ReadResultsAndSchemas"),
+        ("PollRole", "DatalabKey", RAW_RESULT_TEST),
+        ("EvaluateRole", "ReadResultsAndSchemas", RAW_RESULT_TEST),
+        ("EvaluateRole", "KeepCellsApart", LARGE_RECORD_TEST),
     ],
 )
-def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path, role, sid):
+def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path, role, sid, test):
     # GIVEN a template whose role lacks one statement its function needs
     broken = _template_without(tmp_path, role, sid)
-    # WHEN the ordinary pipeline test runs against it
+    # WHEN the ordinary test of that call runs against it
     run = subprocess.run(
         [
             sys.executable,
@@ -134,7 +142,7 @@ def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path, ro
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/integration/test_pipeline.py::test_the_raw_result_is_kept_in_s3",
+            test,
         ],
         cwd=PROJECT_ROOT,
         env={**os.environ, "DOCTRIAGE_TEMPLATE": str(broken)},
@@ -145,5 +153,7 @@ def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path, ro
     # THEN it fails, and for the denied call
     assert run.returncode == 1, run.stdout[-3000:]
     assert "1 failed" in run.stdout
-    denied = re.compile(r"AccessDenied|access denied|authorized to perform", re.IGNORECASE)
+    denied = re.compile(
+        r"AccessDenied|access denied|denied access|authorized to perform", re.IGNORECASE
+    )
     assert denied.search(run.stdout), run.stdout[-3000:]

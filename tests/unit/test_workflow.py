@@ -18,7 +18,13 @@ import pytest
 
 from doctriage_core import errors
 from doctriage_core.config import DatalabSettings, EvaluateSettings, PollSettings, SubmitSettings
-from doctriage_core.domain.documents import MAX_FILE_BYTES, document_id_for, result_key_for
+from doctriage_core.domain.documents import (
+    MAX_FILE_BYTES,
+    cells_key_for,
+    document_id_for,
+    result_key_for,
+)
+from doctriage_core.domain.records import RECORD_BUDGET_BYTES, record_size
 from doctriage_core.workflow.finish import evaluate_document, store_record
 from doctriage_core.workflow.intake import Upload, is_last_delivery
 from doctriage_core.workflow.poll import check_extraction
@@ -1319,3 +1325,80 @@ def test_step_functions_unavailable_is_redelivered_then_recorded_on_the_last_del
     assert (outcome.outcome, outcome.reason) == ("failed", "aws_unavailable")
     assert env.results.items[_doc_id(key)]["flags"] == ["extraction_failed:aws_unavailable"]
     assert env.datalab.submitted == []
+
+
+def _table_result(rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A schema with a line_items table and a scored result of ``rows`` rows, scored by cell;
+    row 7's amount scores 2."""
+    columns = {"description": {"type": "string"}, "quantity": {"type": "number"}}
+    columns.update(unit_price={"type": "number"}, amount={"type": "number"})
+    schema = {
+        "properties": {
+            "invoice_number": {"type": "string"},
+            "line_items": {"type": "array", "items": {"type": "object", "properties": columns}},
+        }
+    }
+    items = []
+    for n in range(rows):
+        row: dict[str, Any] = {"description": f"Widget, model {n:04d}", "quantity": n}
+        row.update(unit_price=1.0, amount=n)
+        for column in columns:
+            score = 2 if (n, column) == (7, "amount") else 5
+            row[f"{column}_score"] = {"score": score, "reasoning": f"As printed in row {n + 1}."}
+            row[f"{column}_citations"] = [f"/page/{n // 40}/Span/{n % 40 * 3}"]
+        items.append(row)
+    extraction = {
+        "invoice_number": "INV-1",
+        "invoice_number_score": {"score": 5, "reasoning": "r"},
+        "line_items": items,
+    }
+    result = {**UNSCORED, "extraction_schema_json": json.dumps(extraction)}
+    return schema, result
+
+
+def test_a_record_too_large_for_dynamodb_keeps_its_cells_in_s3_and_says_so() -> None:
+    schema, result = _table_result(500)
+    env = _eval_env(result)
+    env.store.add("schemas/invoice.json", json.dumps(schema).encode())
+    summary = _evaluate(env, _ready_state())
+
+    assert summary["flags"] == ["low_confidence_field:line_items[7].amount"]
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record_size(record) <= RECORD_BUDGET_BYTES
+    table = record["fields"]["line_items"]
+    assert "items" not in table and len(table["value"]) == 500
+    cells_key = record["cells"]["key"]
+    assert cells_key == cells_key_for("doc-1")
+    assert record["cells"]["paths"] == ["line_items"]
+    assert "DynamoDB" in record["cells"]["reason"]
+    [(key, body)] = [(k, b) for k, b in env.store.puts if k == cells_key]
+    cells = json.loads(body)["line_items"]
+    assert len(cells) == 500 and all(
+        set(row) == set(schema["properties"]["line_items"]["items"]["properties"]) for row in cells
+    )
+    assert cells[7]["amount"]["score"] == 2 and cells[7]["amount"]["value"] == 7
+    # The same record with its cells back would not have fitted.
+    assert (
+        record_size(
+            {**record, "fields": {**record["fields"], "line_items": {**table, "items": cells}}}
+        )
+        > RECORD_BUDGET_BYTES
+    )
+    [message] = env.queue.messages
+    assert_valid_review_message(message)
+    assert (
+        message["flagged_paths"] == ["line_items[7].amount"] and message["cells"] == record["cells"]
+    )
+
+
+def test_a_record_that_fits_keeps_its_cells_in_the_record() -> None:
+    schema, result = _table_result(20)
+    env = _eval_env(result)
+    env.store.add("schemas/invoice.json", json.dumps(schema).encode())
+    _evaluate(env, _ready_state())
+
+    record = env.results.items["doc-1"]
+    assert "cells" not in record
+    assert len(record["fields"]["line_items"]["items"]) == 20
+    assert [k for k, _ in env.store.puts if k.endswith("cells.json")] == []

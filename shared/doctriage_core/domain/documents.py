@@ -145,6 +145,11 @@ def result_key_for(document_id: str) -> str:
     return f"{RESULTS_PREFIX}{document_id}/datalab-result.json"
 
 
+def cells_key_for(document_id: str) -> str:
+    """Where evaluate keeps a record's cells when the record would not fit in DynamoDB."""
+    return f"{RESULTS_PREFIX}{document_id}/cells.json"
+
+
 def content_type_for(key: str) -> str:
     """The MIME type Datalab gets, from the extension; InvalidDocument(unsupported_type) if none."""
     ext = posixpath.splitext(key.lower())[1]

@@ -6,10 +6,11 @@ Records hold plain JSON values (floats, never Decimal or NaN); the storage adapt
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
-from doctriage_core.domain.documents import DocumentRef
+from doctriage_core.domain.documents import DocumentRef, cells_key_for
 from doctriage_core.domain.evaluation import Evaluation
 
 REVIEW_MESSAGE_SCHEMA_VERSION = "1"
@@ -19,6 +20,10 @@ PATH_FLAGS = ("low_confidence_field", "missing_field", "invalid_field", "incompl
 # item limit and SQS's 256 KB message limit whatever an upstream error text contains. The one
 # cap: every failure message reaches a record through failed_record.
 MAX_ERROR_MESSAGE = 1000
+# DynamoDB refuses an item over 400 KB. A record stays under this many bytes of compact JSON (a
+# little more than DynamoDB counts for the same item) so that the reviewer's decision, written
+# into the same item later, still fits.
+RECORD_BUDGET_BYTES = 300_000
 
 
 def _datalab(
@@ -124,3 +129,48 @@ def review_message(record: dict[str, Any]) -> dict[str, Any]:
         "schema_version": REVIEW_MESSAGE_SCHEMA_VERSION,
         "flagged_paths": flagged_paths(list(record.get("flags") or [])),
     }
+
+
+def record_size(record: dict[str, Any]) -> int:
+    return len(json.dumps(record, separators=(",", ":")))
+
+
+def keep_cells_apart(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the record to store, its cells to keep in S3 or None): cells leave only when needed.
+
+    A record over ``RECORD_BUDGET_BYTES`` (a 500-row table's cells take most of it) keeps every
+    list's ``value``, flags and checks, and loses the lists' ``items``; they go to
+    ``cells_key_for(document_id)`` as ``{path: items}``, and the record's ``cells`` says where,
+    which lists and why. Cells nested in an object's ``properties`` are found by path.
+    """
+    size = record_size(record)
+    if size <= RECORD_BUDGET_BYTES:
+        return record, None
+    cells: dict[str, Any] = {}
+    fields = {name: _without_items(name, f, cells) for name, f in record["fields"].items()}
+    if not cells:
+        return record, None
+    key = cells_key_for(record["document_id"])
+    slim = {**record, "fields": fields}
+    slim["cells"] = {
+        "key": key,
+        "paths": sorted(cells),
+        "reason": (
+            f"the record with its cells is {size:,} bytes, over the {RECORD_BUDGET_BYTES:,}-byte "
+            "budget under DynamoDB's 400 KB item limit: the cells are kept in S3"
+        ),
+    }
+    return slim, cells
+
+
+def _without_items(path: str, field: dict[str, Any], cells: dict[str, Any]) -> dict[str, Any]:
+    if "items" in field:
+        cells[path] = field["items"]
+        return {k: v for k, v in field.items() if k != "items"}
+    if "properties" in field:
+        parts = field["properties"]
+        return {
+            **field,
+            "properties": {k: _without_items(f"{path}.{k}", p, cells) for k, p in parts.items()},
+        }
+    return field

@@ -16,7 +16,12 @@ from doctriage_core import errors
 from doctriage_core.config import EvaluateSettings
 from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import evaluate_extraction
-from doctriage_core.domain.records import complete_record, failed_record, review_message
+from doctriage_core.domain.records import (
+    complete_record,
+    failed_record,
+    keep_cells_apart,
+    review_message,
+)
 from doctriage_core.domain.schemas import document_threshold, load_schema
 from doctriage_core.domain.timeline import iso_utc
 from doctriage_core.ports import Queue, Results, Store
@@ -103,6 +108,10 @@ def evaluate_document(
         submitted_at=state.get("submitted_at"),
         completed_at=iso_utc(now()),
     )
+    record, cells = keep_cells_apart(record)
+    if cells is not None:
+        # Before the record: a stored record never points at cells that are not there yet.
+        store.put_json(record["cells"]["key"], json.dumps(cells).encode())
     return summary(store_record(record, results, review_queue))
 
 
