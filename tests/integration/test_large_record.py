@@ -57,7 +57,8 @@ def test_a_500_row_table_keeps_its_cells_in_s3_beside_the_raw_result(stack):
     assert "items" not in record["fields"]["line_items"]
     body = s3.get_object(Bucket=stack.bucket, Key=record["cells"]["key"])["Body"].read()
     cells = json.loads(body)["line_items"]
-    assert len(cells) == 500 and cells[7]["amount"]["score"] == 2
+    assert len(cells) == 500
+    assert cells[7]["amount"]["score"] == 2
     [message] = stack.review_messages(delete=True)
     assert_valid_review_message(message)
     assert message["flagged_paths"] == ["line_items[7].amount"]
