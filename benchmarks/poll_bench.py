@@ -4,7 +4,8 @@ Run from the project root: ``.venv/bin/python -m benchmarks.poll_bench``.
 
 Each document gets a page count, a file size, a processing time and a scoring lag drawn from a
 seeded RNG. Both loops are driven through the same simulated clock: wait, poll, see
-``processing`` / ``complete`` without scores / scores. The adaptive loop calls the real
+``processing`` / ``complete`` without scores / scores (and, when the scores come on the first
+complete poll, one fetch more for the bill, which Datalab fills in only later). The adaptive loop calls the real
 ``next_wait_seconds`` with what the poll Lambda would know (the size before completion; the
 page count from the complete body). Poll latency (Lambda + transition, well under a second) is
 left out of both loops alike.
@@ -139,6 +140,11 @@ def simulate(doc: Document, wait: WaitFn) -> Outcome:
         t += wait(obs)
         polls += 1
         if t >= doc.scored_at:
+            if complete_seen is None:
+                # Scored on the first complete poll, which carries no cost yet: one fetch more
+                # for the bill before the record is written (workflow/poll.py).
+                t += wait(PollObservation("billing", 0, 0.0, seconds_to_deadline=SCORING_DEADLINE))
+                polls += 1
             return Outcome(polls, t - doc.scored_at, t, timed_out=False)
         new_phase = "unscored" if t >= doc.processing else "processing"
         if new_phase == "unscored" and complete_seen is None:

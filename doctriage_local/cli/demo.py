@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     finished = sum(1 for e in executions if e["status"] in ("SUCCEEDED", "FAILED"))
     print(f"\nstate machine executions finished: {finished}/{len(executions)}")
     print(f"review queue: {len(review)} message(s)")
+    recorded = [record for _, _, record in results if record is not None]
+    if recorded:
+        print(documents.cost_summary(recorded))
     for message in review:
         _print_review_message(message)
     if review:

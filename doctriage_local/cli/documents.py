@@ -64,3 +64,19 @@ def process(
 
     records = stack.wait_for_records(list(names), timeout=timeout, on_record=on_record)
     return [(p, u, records.get(u["document_id"])) for p, u in uploads]
+
+
+def cost_summary(records: list[dict[str, Any]]) -> str:
+    """One line: what Datalab charged for these records, and per 1,000 documents at that rate."""
+    usages = [r.get("datalab") or {} for r in records]
+    billed = [u["cost_cents"] for u in usages if u.get("cost_cents") is not None]
+    pages = sum(u.get("page_count") or 0 for u in usages)
+    if not billed:
+        return f"cost: Datalab named no charge for any of {len(records)} document(s)"
+    cents = sum(billed)
+    line = (
+        f"cost: {cents:g} cent(s) from Datalab for {len(billed)} document(s), {pages} page(s): "
+        f"${cents / len(billed) * 1000 / 100:,.2f} per 1,000 documents like these"
+    )
+    unknown = len(records) - len(billed)
+    return line + (f" ({unknown} without a figure)" if unknown else "")

@@ -69,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
             )
         elif args.json:
             print(json.dumps(record, separators=(",", ":")), flush=True)
+    recorded = [record for _, _, record in results if record is not None]
+    if recorded and not args.json:
+        say(f"  {documents.cost_summary(recorded)}")
     return 1 if missing else 0

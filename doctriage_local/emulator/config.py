@@ -44,6 +44,10 @@ has: processing time, ``page_count``, cost and pages in flight use it, while the
 read from the real pages (the extra pages are as good as blank). It lets a test submit
 "2,000-page" documents without building them; nothing else changes.
 
+Billing, as Datalab's: ``cost_breakdown.final_cost_cents`` is null on the poll that first
+reports ``complete`` and filled in on every later fetch: ``ceil(pages * cents_per_page)``
+(a throttled or unsuccessful job costs 0).
+
 ``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
 tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
 document's would. It exercises the size limits a real result meets (Step Functions' 256 KB state,
@@ -96,6 +100,9 @@ class EmulatorConfig:
     retry_after: bool = False
     claimed_pages: dict[str, int] = field(default_factory=dict)  # filename part -> page count
     pending_seconds: float = 5.0  # how long the "pending" fault reports status "pending"
+    # Datalab's published balanced-mode price, $6 per 1,000 pages; a request's charge is rounded
+    # up to the cent, and (as Datalab's) is null on the poll that first reports complete.
+    cents_per_page: float = 0.6
 
     def __post_init__(self) -> None:
         if self.max_pages_in_flight is not None and self.max_pages_in_flight < 1:

@@ -81,6 +81,7 @@ class _Job:
     error: str | None
     pending_until: float = 0.0
     throttled: str | None = None  # the page-rate error when the team was over its limit
+    billed: bool = False  # a complete answer went out: later ones carry the cost
 
     @property
     def pages_held(self) -> int:
@@ -425,7 +426,7 @@ class DatalabEmulator:
             "extraction_schema_json": None,
             "page_count": job.page_count,
             "runtime": job.runtime,
-            "cost_breakdown": {"final_cost_cents": job.page_count},
+            "cost_breakdown": {"final_cost_cents": self._bill(job)},
             "versions": {},
         }
         unsuccessful = job.throttled or (_FAILED_ERROR if "success_false" in job.faults else None)
@@ -453,6 +454,12 @@ class DatalabEmulator:
         elif placeholders:
             body["extraction_score_average"] = None
         return body
+
+    def _bill(self, job: _Job) -> int | None:
+        """Datalab's charge: null on the first complete answer, filled in on later fetches."""
+        with self._lock:
+            billed, job.billed = job.billed, True
+        return math.ceil(job.page_count * self.config.cents_per_page) if billed else None
 
     def _admin(self, method: str, what: str, body: bytes | None) -> Reply:
         if what == "stats" and method == "GET":

@@ -36,5 +36,9 @@ def lambda_handler(event: WorkflowState, context: LambdaContext) -> Summary:
         )
     )
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if summary["cost_cents"] is not None:
+        metrics.add_metric(
+            name="DatalabCostCents", unit=MetricUnit.Count, value=summary["cost_cents"]
+        )
     logger.info("document recorded", **summary)
     return summary

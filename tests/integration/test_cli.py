@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -73,6 +74,13 @@ def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
     assert "auto" in out
     assert "needs_review" in out
     assert "review queue: 1 message(s)" in out
+    # what Datalab charged, filled in after completion, reaches every record and the summary
+    assert re.search(
+        r"^cost: \d+ cent\(s\) from Datalab for \d+ document\(s\), \d+ page\(s\): "
+        r"\$[\d.,]+ per 1,000 documents like these$",
+        out,
+        re.MULTILINE,
+    ), out
     assert "missing_field:due_date" in out
     assert "page 1 at x=" in out  # a box a reviewer can find
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from doctriage_local.paths import PROJECT_ROOT
 from doctriage_local.template import function_properties, load_template, resources_of_type
 
 TEMPLATE = load_template()
@@ -162,6 +163,26 @@ def test_the_dashboard_shows_documents_queues_workflows_and_errors():
         "DocumentsFailed",
         "ExecutionsFailed",
         "Errors",
+        "DatalabCostCents",
     ):
         assert name in metrics
     assert set(variables) >= {"IntakeQueueName", "ReviewQueueName"}
+
+
+def test_every_doctriage_metric_on_the_dashboard_is_one_a_function_emits():
+    [dashboard] = resources_of_type(TEMPLATE, "AWS::CloudWatch::Dashboard").values()
+    body = json.loads(dashboard["Properties"]["DashboardBody"]["Fn::Sub"][0])
+    shown: set[str] = set()
+    for widget in body["widgets"]:
+        namespace = None
+        for metric in widget["properties"]["metrics"]:
+            names = [part for part in metric if isinstance(part, str)]
+            if not names:
+                continue  # a metric-math expression
+            namespace = namespace if names[0] == "." else names[0]
+            if namespace == "Doctriage":
+                shown.add(names[1])
+    code = "".join(p.read_text() for p in (PROJECT_ROOT / "functions").glob("*/app.py"))
+    code += (PROJECT_ROOT / "shared" / "doctriage_core" / "workflow" / "intake.py").read_text()
+    assert len(shown) >= 6
+    assert {name for name in shown if f'"{name}"' not in code} == set()

@@ -221,6 +221,18 @@ def test_limit_messages_are_datalabs() -> None:
     assert "400 concurrent requests" in submit(concurrent).body["detail"]
 
 
+# ------------------------------------------------------------------ billing
+
+
+def test_a_one_page_charge_rounds_up_to_the_cent() -> None:
+    clock = Clock()
+    emulator = make(clock)
+    accepted = submit(emulator, "acme.pdf")
+    clock.now = 60
+    assert poll(emulator, accepted).body["cost_breakdown"]["final_cost_cents"] is None
+    assert poll(emulator, accepted).body["cost_breakdown"]["final_cost_cents"] == 1
+
+
 # ------------------------------------------------------------------ pages in flight
 
 
@@ -233,7 +245,9 @@ def test_claimed_pages_set_page_count_processing_time_and_cost() -> None:
     clock.now = 2 + 20 + 8
     body = poll(emulator, accepted).body
     assert (body["status"], body["success"], body["page_count"]) == ("complete", True, 2000)
-    assert body["cost_breakdown"] == {"final_cost_cents": 2000}
+    # billed as Datalab bills: null on the first complete answer, then the pages' price
+    assert body["cost_breakdown"] == {"final_cost_cents": None}
+    assert poll(emulator, accepted).body["cost_breakdown"] == {"final_cost_cents": 1200}
     # the values still come from the real page
     assert json.loads(body["extraction_schema_json"])["invoice_number"] == "INV-1042"
 

@@ -104,6 +104,8 @@ def test_complete_record_auto() -> None:
         "request_id": "req-1",
         "result_key": "results/doc-abc.json",
         "submissions": 1,
+        "cost_cents": None,
+        "page_count": None,
     }
     assert record["error"] is None
     assert record["fields"]["invoice_number"]["bbox"] == pytest.approx(
@@ -164,7 +166,13 @@ def test_failed_record() -> None:
     assert record["document_type"] == "invoice"
     assert record["human_review_threshold"] == 0.85
     assert record["error"] == {"type": "DeadlineExceeded", "message": "Datalab did not finish"}
-    assert record["datalab"] == {"request_id": "req-1", "result_key": None, "submissions": 1}
+    assert record["datalab"] == {
+        "request_id": "req-1",
+        "result_key": None,
+        "submissions": 1,
+        "cost_cents": None,
+        "page_count": None,
+    }
     assert record["submitted_at"] is None
     message = review_message(record)
     assert_valid_review_message(message)

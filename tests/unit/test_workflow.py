@@ -407,10 +407,63 @@ def test_scores_arriving_make_it_ready_and_store_the_scored_result() -> None:
     assert out["polls"] == 2
 
 
-def test_scored_on_the_first_complete_poll() -> None:
-    out, store, _ = _check(_state(), SCORED, at=T0 + 20)
+BILLED = {**SCORED, "cost_breakdown": {"final_cost_cents": 2}}
+
+
+def test_scored_and_billed_on_the_first_complete_poll_is_ready() -> None:
+    out, store, _ = _check(_state(), BILLED, at=T0 + 20)
     assert len(store.puts) == 1
     assert (out["ready"], out["scored"], out["complete_seen_at"]) == (True, True, iso(T0 + 20))
+    assert out["cost_cents"] == 2.0
+
+
+def test_scored_on_the_first_complete_poll_without_a_cost_fetches_once_more_for_it() -> None:
+    # Datalab fills cost_breakdown in on a later fetch than the first complete one.
+    first, store, _ = _check(
+        _state(), {**SCORED, "cost_breakdown": {"final_cost_cents": None}}, at=T0 + 20
+    )
+    assert (first["ready"], first["phase"], first["cost_cents"]) == (False, "billing", None)
+    assert first["next_wait_seconds"] <= 4
+    out, store, _ = _check(_state(first), BILLED, at=T0 + 23, store=store)
+    assert (out["ready"], out["scored"], out["phase"]) == (True, True, "scored")
+    assert out["cost_cents"] == 2.0
+    assert out["result_key"] == result_key_for("doc-1")
+    assert out["complete_seen_at"] == iso(T0 + 20)
+    assert len(store.puts) == 1  # the scored copy was already kept
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        SCORED,
+        errors.DatalabRateLimited("429"),
+        errors.DatalabServerError("503"),
+        errors.DatalabResultExpired("gone"),
+    ],
+)
+def test_the_fetch_for_the_bill_never_holds_the_document_back(answer: Any) -> None:
+    first, store, _ = _check(_state(), SCORED, at=T0 + 20)
+    out, _, _ = _check(_state(first), answer, at=T0 + 23, store=store)
+    assert (out["ready"], out["scored"], out["cost_cents"]) == (True, True, None)
+
+
+def test_a_cost_seen_while_waiting_for_scores_is_kept() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    second, store, _ = _check(
+        _state(first),
+        {**UNSCORED, "cost_breakdown": {"final_cost_cents": 3}},
+        at=T0 + 30,
+        store=store,
+    )
+    out, _, _ = _check(_state(second), SCORED, at=T0 + 40, store=store)
+    assert (out["ready"], out["cost_cents"]) == (True, 3.0)
+
+
+def test_scored_late_without_any_cost_is_ready_with_none() -> None:
+    # Fetched after completion more than once already: Datalab never said; no extra fetch.
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    out, _, _ = _check(_state(first), SCORED, at=T0 + 30, store=store)
+    assert (out["ready"], out["cost_cents"]) == (True, None)
 
 
 def test_unscored_just_before_the_scoring_deadline_still_waits() -> None:
@@ -595,7 +648,7 @@ def test_later_polls_use_the_latest_request_and_carry_the_count() -> None:
     processing, _, _ = _check(_state(resubmitted), PROCESSING, at=T0 + 55)
     assert processing["phase"] == "processing"
     assert processing["datalab"] == resubmitted["datalab"]
-    scored, _, _ = _check(_state(processing), SCORED, at=T0 + 80)
+    scored, _, _ = _check(_state(processing), BILLED, at=T0 + 80)
     assert scored["ready"] is True
     assert scored["datalab"] == resubmitted["datalab"]
 
@@ -1130,20 +1183,26 @@ def _ready_state(scored: bool = True, upload_threshold: float | None = None) -> 
 
 def test_evaluate_a_scored_result_is_auto_and_sends_nothing() -> None:
     env = _eval_env(SCORED)
-    summary = _evaluate(env, _ready_state(upload_threshold=0.7))
+    state = _ready_state(upload_threshold=0.7)
+    state["poll"]["cost_cents"] = 2.0
+    summary = _evaluate(env, state)
     assert summary == {
         "document_id": "doc-1",
         "status": "complete",
         "review_status": "auto",
         "flags": [],
+        "cost_cents": 2.0,
     }
     record = env.results.items["doc-1"]
     assert_valid_record(record)
     assert record["fields"]["total"]["confidence"] == 0.75
+    # what the poll learnt of the charge and the pages reaches the record
     assert record["datalab"] == {
         "request_id": "req-1",
         "result_key": result_key_for("doc-1"),
         "submissions": 1,
+        "cost_cents": 2.0,
+        "page_count": 2,
     }
     assert record["submitted_at"] == iso(T0)
     assert record["completed_at"] == iso(T0 + 60)
@@ -1232,6 +1291,7 @@ def test_evaluate_with_a_failure_records_the_reason(
         "status": "failed",
         "review_status": "needs_review",
         "flags": [f"extraction_failed:{reason}"],
+        "cost_cents": None,
     }
     record = env.results.items["doc-1"]
     assert_valid_record(record)
@@ -1240,6 +1300,8 @@ def test_evaluate_with_a_failure_records_the_reason(
         "request_id": "req-1",
         "result_key": result_key_for("doc-1"),
         "submissions": 1,
+        "cost_cents": None,
+        "page_count": None,
     }
     assert record["document_type"] == "invoice"
     assert record["submitted_at"] == iso(T0)

@@ -13,6 +13,7 @@ read field scores from it, and a null or early average must not end the wait.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -164,6 +165,19 @@ def _nested_scored(value: object) -> bool:
                 if isinstance(item, list | dict):
                     stack.append(item)
     return False
+
+
+def cost_cents(body: dict[str, Any]) -> float | None:
+    """What Datalab charged for the request (``cost_breakdown.final_cost_cents``), or None.
+
+    None on the poll that first reports ``complete`` (Datalab fills it in on a later fetch) and
+    whenever the body carries no usable figure: a cost is never guessed.
+    """
+    breakdown = body.get("cost_breakdown")
+    cents = breakdown.get("final_cost_cents") if isinstance(breakdown, dict) else None
+    if isinstance(cents, bool) or not isinstance(cents, int | float):
+        return None
+    return float(cents) if math.isfinite(cents) and cents >= 0 else None
 
 
 def has_scores(body: dict[str, Any], names: Iterable[str] | None = None) -> bool:

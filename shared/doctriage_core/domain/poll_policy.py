@@ -16,6 +16,8 @@ three: Poll task, Choice, Wait) and Datalab rate-limits requests per key. So:
   flight), wait before resubmitting: exponential in the number of submissions so far, with
   full jitter on the upper half, so a throttled burst comes back spread out rather than all at
   once into the same limit;
+* scored on the very poll that first said ``complete``, which carries no cost yet (Datalab
+  fills ``cost_breakdown`` in on a later fetch), wait a moment for one more fetch of the bill;
 * jitter spreads polls of documents uploaded together; ``Retry-After`` is a floor; the deadline
   is a ceiling (deadline + 1 s, so the poll after the wait sees it passed).
 """
@@ -27,8 +29,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-Phase = Literal["submitted", "processing", "unscored", "throttled"]
-PHASES: tuple[Phase, ...] = ("submitted", "processing", "unscored", "throttled")
+Phase = Literal["submitted", "processing", "unscored", "throttled", "billing"]
+PHASES: tuple[Phase, ...] = ("submitted", "processing", "unscored", "throttled", "billing")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class PollPolicy:
     throttle_cap: float = 300.0
     # Full jitter on the upper part: the wait is drawn from [1 - throttle_jitter, 1] of that.
     throttle_jitter: float = 0.5
+    # Scored, but the cost not filled in yet: the wait before the one fetch more for the bill.
+    billing_wait: float = 1.0
     # +- this fraction of every wait, so documents submitted together do not poll together.
     jitter: float = 0.1
     min_wait: int = 1
@@ -159,6 +163,8 @@ def _model_wait(obs: PollObservation, policy: PollPolicy) -> float:
     if obs.phase == "throttled":
         exponent = min(max(0, obs.polls_in_phase - 1), 30)
         return min(policy.throttle_cap, policy.throttle_base * 2**exponent)
+    if obs.phase == "billing":
+        return policy.billing_wait
     return min(policy.scoring_cap, max(policy.scoring_wait, policy.scoring_fraction * expected))
 
 

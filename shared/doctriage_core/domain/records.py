@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from doctriage_core.domain.documents import DocumentRef, cells_key_for
 from doctriage_core.domain.evaluation import Evaluation
@@ -26,14 +27,35 @@ MAX_ERROR_MESSAGE = 1000
 RECORD_BUDGET_BYTES = 300_000
 
 
+class Usage(NamedTuple):
+    """What Datalab says the document took: its charge (null until it says) and pages."""
+
+    cost_cents: float | None = None
+    page_count: int | None = None
+
+    @classmethod
+    def from_poll(cls, poll: Mapping[str, Any]) -> Usage:
+        return cls(poll.get("cost_cents"), poll.get("page_count"))
+
+
 def _datalab(
-    request_id: str | None, result_key: str | None, submissions: int | None
+    request_id: str | None,
+    result_key: str | None,
+    submissions: int | None,
+    usage: Usage | None,
 ) -> dict[str, Any]:
     # submissions: how many times Datalab accepted the document (more than 1 after page-rate
     # resubmits); null only when it never got a request id from Datalab.
     if submissions is None and request_id is not None:
         submissions = 1
-    return {"request_id": request_id, "result_key": result_key, "submissions": submissions}
+    usage = usage or Usage()
+    return {
+        "request_id": request_id,
+        "result_key": result_key,
+        "submissions": submissions,
+        "cost_cents": usage.cost_cents,
+        "page_count": usage.page_count,
+    }
 
 
 def complete_record(
@@ -45,6 +67,7 @@ def complete_record(
     submitted_at: str | None,
     completed_at: str,
     submissions: int | None = None,
+    usage: Usage | None = None,
 ) -> dict[str, Any]:
     """The record of a document Datalab extracted (review_status auto or needs_review)."""
     return {
@@ -52,7 +75,7 @@ def complete_record(
         "status": "complete",
         **evaluation.to_dict(),
         "source": document.source(),
-        "datalab": _datalab(request_id, result_key, submissions),
+        "datalab": _datalab(request_id, result_key, submissions, usage),
         "error": None,
         "submitted_at": submitted_at,
         "completed_at": completed_at,
@@ -79,6 +102,7 @@ def failed_record(
     submitted_at: str | None = None,
     completed_at: str,
     submissions: int | None = None,
+    usage: Usage | None = None,
 ) -> dict[str, Any]:
     """The record of a document that could not be extracted: needs_review, never dropped.
 
@@ -97,7 +121,7 @@ def failed_record(
         "human_review_threshold": _safe_threshold(threshold),
         "fields": {},
         "source": document.source(),
-        "datalab": _datalab(request_id, result_key, submissions),
+        "datalab": _datalab(request_id, result_key, submissions, usage),
         "error": {"type": error_type or "Error", "message": str(message)[:MAX_ERROR_MESSAGE]},
         "submitted_at": submitted_at,
         "completed_at": completed_at,

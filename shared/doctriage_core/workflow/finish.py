@@ -17,6 +17,7 @@ from doctriage_core.config import EvaluateSettings
 from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import evaluate_extraction
 from doctriage_core.domain.records import (
+    Usage,
     complete_record,
     failed_record,
     keep_cells_apart,
@@ -35,6 +36,7 @@ class Summary(TypedDict):
     status: str
     review_status: str
     flags: list[str]
+    cost_cents: float | None
 
 
 def store_record(record: dict[str, Any], results: Results, review_queue: Queue) -> dict[str, Any]:
@@ -104,6 +106,7 @@ def evaluate_document(
         document=document,
         request_id=request["request_id"],
         submissions=request["submissions"],
+        usage=Usage.from_poll(poll),
         result_key=result_key,
         submitted_at=state.get("submitted_at"),
         completed_at=iso_utc(now()),
@@ -156,6 +159,7 @@ def _record_failure(
         threshold=threshold,
         request_id=request["request_id"] if request else None,
         submissions=request["submissions"] if request else None,
+        usage=Usage.from_poll(poll),
         result_key=poll.get("result_key"),
         submitted_at=state.get("submitted_at"),
         completed_at=completed_at,
@@ -169,4 +173,5 @@ def summary(record: dict[str, Any]) -> Summary:
         "status": record["status"],
         "review_status": record["review_status"],
         "flags": record["flags"],
+        "cost_cents": (record.get("datalab") or {}).get("cost_cents"),
     }

@@ -17,7 +17,7 @@ from typing import Any, cast
 from doctriage_core import errors
 from doctriage_core.config import PollSettings
 from doctriage_core.domain.documents import DocumentRef, result_key_for
-from doctriage_core.domain.extraction import has_scores
+from doctriage_core.domain.extraction import cost_cents, has_scores
 from doctriage_core.domain.poll_policy import (
     PollObservation,
     next_wait_seconds,
@@ -35,7 +35,7 @@ from doctriage_core.workflow.state import (
 )
 from doctriage_core.workflow.submit import send_document
 
-_CARRIED = ("complete_seen_at", "result_key", "page_count")
+_CARRIED = ("complete_seen_at", "result_key", "page_count", "cost_cents")
 
 
 class _Poll:
@@ -150,6 +150,8 @@ def check_extraction(
     poll = _Poll(state, settings, now(), rng)
     if poll.phase == "throttled":
         return _throttled_again(poll, datalab=datalab, store=store)
+    if poll.phase == "billing":
+        return _fetch_cost(poll, datalab)
     try:
         body = datalab.check(poll.request["check_url"])
     except errors.DatalabPageRateLimited as exc:
@@ -219,12 +221,16 @@ def _complete(poll: _Poll, body: dict[str, Any], store: Store) -> PollStatus:
     complete_seen_at: str = (
         poll.previous.get("complete_seen_at") if not first_complete else None
     ) or iso_utc(poll.now)
-    page_count = body.get("page_count")
+    cost = cost_cents(body)
     done: PollStatus = {
         "result_key": result_key,
         "complete_seen_at": complete_seen_at,
-        "page_count": page_count,
+        "page_count": body.get("page_count"),
+        "cost_cents": cost if cost is not None else poll.previous.get("cost_cents"),
     }
+    if scored and done["cost_cents"] is None and first_complete:
+        # Datalab bills on a later fetch than the first complete one: fetch once more for it.
+        return poll.waiting("billing", 0.0, poll.settings.scoring_deadline_seconds, **done)
     if scored:
         return poll.ready(done, scored=True)
     since_complete = poll.seconds_since(complete_seen_at)
@@ -232,6 +238,16 @@ def _complete(poll: _Poll, body: dict[str, Any], store: Store) -> PollStatus:
     if scoring_left <= 0:
         return poll.ready(done, scored=False)
     return poll.waiting("unscored", since_complete, scoring_left, **done)
+
+
+def _fetch_cost(poll: _Poll, datalab: Datalab) -> PollStatus:
+    """The one fetch more for the bill, after the scores: best effort, it never holds a
+    document back. Any error, or still no figure, leaves the cost unknown (null)."""
+    try:
+        cost = cost_cents(datalab.check(poll.request["check_url"]))
+    except errors.DoctriageError:
+        cost = None
+    return poll.ready({**poll.previous, "cost_cents": cost}, scored=True)
 
 
 def _resubmit(poll: _Poll, *, datalab: Datalab, store: Store) -> PollStatus:

@@ -62,6 +62,7 @@ class PollStatus(TypedDict, total=False):
     result_key: str | None
     complete_seen_at: str | None
     page_count: int | None
+    cost_cents: float | None  # Datalab's charge (cost_breakdown), once a fetch has carried it
     rate_limited: int  # 429s in a row (absent after any other answer): the back-off grows with it
 
 
