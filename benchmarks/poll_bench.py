@@ -6,8 +6,8 @@ Each document gets a page count, a file size, a processing time and a scoring la
 seeded RNG. Both loops are driven through the same simulated clock: wait, poll, see
 ``processing`` / ``complete`` without scores / scores (and, when the scores come on the first
 complete poll, one fetch more for the bill, which Datalab fills in only later). The adaptive
-loop calls the real ``next_wait_seconds`` with what the poll Lambda would know (the size before completion; the
-page count from the complete body). Poll latency (Lambda + transition, well under a second) is
+loop calls the real ``next_wait_seconds`` with what the poll Lambda would know (the size before
+completion; the page count from the complete body). Poll latency (Lambda + transition, well under a second) is
 left out of both loops alike.
 
 Cost model, Step Functions Standard: every poll is three transitions (Wait, Poll task, Choice);
