@@ -7,8 +7,8 @@ seeded RNG. Both loops are driven through the same simulated clock: wait, poll, 
 ``processing`` / ``complete`` without scores / scores (and, when the scores come on the first
 complete poll, one fetch more for the bill, which Datalab fills in only later). The adaptive
 loop calls the real ``next_wait_seconds`` with what the poll Lambda would know (the size before
-completion; the page count from the complete body). Poll latency (Lambda + transition, well under a second) is
-left out of both loops alike.
+completion; the page count from the complete body). Poll latency (Lambda + transition, well
+under a second) is left out of both loops alike.
 
 Cost model, Step Functions Standard: every poll is three transitions (Wait, Poll task, Choice);
 each execution adds FIXED_TRANSITIONS (Evaluate and the end state). Express: per execution a
