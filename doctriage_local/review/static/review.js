@@ -16,6 +16,8 @@
     const form = document.getElementById("decision-form");
     const cards = Array.from(document.querySelectorAll(".field-card.flagged"));
     const progress = document.getElementById("progress");
+    const noun = (progress && progress.closest("[data-noun]") || {dataset: {}}).dataset.noun ||
+      "flagged field";
     const editable = form && !form.querySelector("fieldset.whole").disabled;
     let active = -1;
 
@@ -53,7 +55,7 @@
         if (done) decided += 1;
       });
       if (progress && cards.length) {
-        progress.textContent = `${decided} of ${cards.length} flagged field` +
+        progress.textContent = `${decided} of ${cards.length} ${noun}` +
           `${cards.length === 1 ? "" : "s"} decided`;
       }
     }
@@ -90,10 +92,11 @@
       }
     });
 
-    document.querySelectorAll(".box").forEach((box) => {
-      box.addEventListener("click", (event) => {
+    // A box on the page and a marked cell in a table both lead to their card.
+    document.querySelectorAll(".box, a.goto-card").forEach((link) => {
+      link.addEventListener("click", (event) => {
         event.preventDefault();
-        const index = cards.findIndex((card) => card.id === box.dataset.card);
+        const index = cards.findIndex((card) => card.id === link.dataset.card);
         if (index >= 0) activate(index);
       });
     });
