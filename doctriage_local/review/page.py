@@ -257,7 +257,7 @@ def _table_html(
         card = f"field-{indices[path]}"
         text = _confidence_text(result.get("confidence"))
         return (
-            f'<a href="#{card}" class="goto-card" data-card="{card}" '
+            f'<a href="#{card}" class="goto-card" '
             f'title="decide {_e(path)} ({_e(text)})">{html}</a>',
             f"to-decide {css}",
         )

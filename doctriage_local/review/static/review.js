@@ -92,11 +92,12 @@
       }
     });
 
-    // A box on the page and a marked cell in a table both lead to their card.
-    document.querySelectorAll(".box, a.goto-card").forEach((link) => {
-      link.addEventListener("click", (event) => {
+    // (A marked cell in a table is a plain link to its card: the card takes focus, which
+    // activates it.)
+    document.querySelectorAll(".box").forEach((box) => {
+      box.addEventListener("click", (event) => {
         event.preventDefault();
-        const index = cards.findIndex((card) => card.id === link.dataset.card);
+        const index = cards.findIndex((card) => card.id === box.dataset.card);
         if (index >= 0) activate(index);
       });
     });
