@@ -78,9 +78,9 @@ def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False)
 """
 
 
-def _columns(rows: list[Any], declared: dict[str, Any] | None) -> list[str]:
-    """A table's columns: the schema's, then any other key the rows have, in order."""
-    columns = list(declared or {})
+def _columns(rows: list[Any]) -> list[str]:
+    """A table's columns: every key its rows have, in the order they first appear."""
+    columns: list[str] = []
     for row in rows:
         columns.extend(k for k in (row if isinstance(row, dict) else {}) if k not in columns)
     return columns
@@ -115,7 +115,7 @@ def _value_html(value: Any) -> str:
     if value is None:
         return '<span class="none">null</span>'
     if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        columns = _columns(value, None)
+        columns = _columns(value)
         rows = f"{len(value)} row{'s' if len(value) != 1 else ''}"
         return _rows_table(value, columns, lambda i, c: (_cell_html(value[i].get(c)), ""), rows)
     if isinstance(value, (list, dict)):
@@ -245,7 +245,7 @@ def _table_html(
 ) -> str:
     """An array of objects as a table of its cells; the cells to decide link to their cards."""
     rows = node.rows  # every declared column has a result in every row
-    columns = _columns(rows, None)
+    columns = _columns(rows)
 
     def cell(i: int, column: str) -> tuple[str, str]:
         path = f"{node.path}[{i}].{column}"
