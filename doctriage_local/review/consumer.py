@@ -9,6 +9,8 @@
   back after its visibility timeout.
 - The queue is at-least-once: a message for a document that already has a decision is
   acknowledged (deleted) without showing it to anyone, and without a second decision.
+- An audit sample (``audit: true`` in the message, or the record's ``audit_sample``) opens as
+  one: every field is to be decided.
 - Messages we cannot act on (unknown ``schema_version``, no record in the table, not JSON) are
   left alone: they come back after the visibility timeout and end in the review DLQ after the
   queue's maxReceiveCount.
@@ -25,6 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from doctriage_core.domain.documents import doc_type_from_key, schema_key_for
+from doctriage_core.domain.schemas import load_schema
+from doctriage_core.errors import DoctriageError
+from doctriage_local.review.decision import is_audit
 
 log = logging.getLogger("doctriage.review")
 
@@ -91,6 +98,7 @@ class OpenDocument:
     receipt_handle: str
     receive_count: int
     heartbeat: VisibilityHeartbeat
+    audit: bool = False  # an audit sample: every field to decide
     opened_at: float = field(default_factory=time.monotonic)
 
 
@@ -202,6 +210,7 @@ class ReviewConsumer:
             receipt_handle=message["ReceiptHandle"],
             receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1)),
             heartbeat=heartbeat,
+            audit=is_audit(record, body),
         )
 
     # ------------------------------------------------------------------ deciding
@@ -251,6 +260,22 @@ class ReviewConsumer:
         with self._table_lock:
             record: dict[str, Any] | None = self.table.get(document_id)
         return record
+
+    def schema_for(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The extraction schema of the record's upload type, None when it cannot be read.
+
+        The page needs it for what the record does not say: column types (a number column takes
+        numbers), minItems, the paths an x-check names. It is the schema in the bucket now,
+        which is the one the document was evaluated with unless it has changed since.
+        """
+        source = record.get("source") or {}
+        try:
+            key = schema_key_for(doc_type_from_key(str(source.get("key"))))
+            response = self.s3.get_object(Bucket=self.bucket or source["bucket"], Key=key)
+            return load_schema(response["Body"].read())
+        except (KeyError, DoctriageError, ClientError, BotoCoreError) as exc:
+            log.warning("no schema for %s (%s): values read as JSON", record["document_id"], exc)
+            return None
 
     def document_bytes(self, record: dict[str, Any]) -> tuple[bytes, str]:
         """The uploaded object (exactly the version that was evaluated) and its content type."""

@@ -3,7 +3,12 @@
 Boxes are positioned in percent of their page image (``left = x * 100%`` …), so they stay on
 their field at any zoom or window width. Colours: red below 0.5, amber below the threshold,
 green at or above it, grey when Datalab never scored the field; every box also carries the
-field's name, so colour is never the only cue.
+field's path, so colour is never the only cue.
+
+What is decided is a path (``decision.to_decide``): one card each, a box each on the page where
+the path has one. An array of objects is also shown as a table of its rows, the cells to decide
+marked in it and linked to their cards; the schema's ``x-checks`` results are shown with what
+each one expected.
 """
 
 from __future__ import annotations
@@ -13,7 +18,17 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from doctriage_local.review.decision import DecisionError, Reason, display_value, flagged_fields
+from doctriage_core.domain.schemas import Check, PathSegment
+from doctriage_local.review.decision import (
+    DecisionError,
+    Node,
+    Reason,
+    display_value,
+    is_number_type,
+    record_nodes,
+    schema_checks,
+    to_decide,
+)
 from doctriage_local.review.render import RenderedPage
 
 LOW_CONFIDENCE = 0.5
@@ -63,16 +78,55 @@ def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False)
 """
 
 
+def _columns(rows: list[Any]) -> list[str]:
+    """A table's columns: every key its rows have, in the order they first appear."""
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in (row if isinstance(row, dict) else {}) if k not in columns)
+    return columns
+
+
+def _cell_html(value: Any) -> str:
+    if value is None:
+        return '<span class="none">null</span>'
+    if isinstance(value, (list, dict)):
+        return f"<code>{_e(json.dumps(value, ensure_ascii=False))}</code>"
+    return _e(display_value(value))
+
+
+def _rows_table(rows: list[Any], columns: list[str], cell: Any, caption: str) -> str:
+    """``rows`` as a table; ``cell(row_index, column)`` is each cell's inner HTML and class."""
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in columns)
+    body = []
+    for i in range(len(rows)):
+        cells = []
+        for column in columns:
+            html, css = cell(i, column)
+            cells.append(f'<td class="{css}">{html}</td>' if css else f"<td>{html}</td>")
+        body.append(f'<tr><th scope="row">{i + 1}</th>{"".join(cells)}</tr>')
+    return (
+        f'<div class="table-wrap"><table class="rows"><caption>{_e(caption)}</caption>'
+        f'<thead><tr><th scope="col">row</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
 def _value_html(value: Any) -> str:
     if value is None:
         return '<span class="none">null</span>'
+    if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+        columns = _columns(value)
+        rows = f"{len(value)} row{'s' if len(value) != 1 else ''}"
+        return _rows_table(value, columns, lambda i, c: (_cell_html(value[i].get(c)), ""), rows)
     if isinstance(value, (list, dict)):
         text = json.dumps(value, indent=2, ensure_ascii=False)
         return f'<pre class="value">{_e(text)}</pre>'
     return f'<code class="value">{_e(display_value(value))}</code>'
 
 
-def _correction_input(name: str, value: Any, posted: str | None, label: str) -> str:
+def _correction_input(
+    name: str, value: Any, posted: str | None, label: str, prop: object = None
+) -> str:
     if posted is None:
         posted = (
             json.dumps(value, indent=2, ensure_ascii=False)
@@ -82,6 +136,7 @@ def _correction_input(name: str, value: Any, posted: str | None, label: str) -> 
     attrs = (
         f'name="value.{_e(name)}" class="correction" data-field="{_e(name)}" '
         f'aria-label="{_e(label)}" autocomplete="off" spellcheck="false"'
+        + (' inputmode="decimal"' if is_number_type(prop) else "")
     )
     if isinstance(value, (list, dict)) or "\n" in posted:
         rows = min(12, posted.count("\n") + 2)
@@ -89,10 +144,12 @@ def _correction_input(name: str, value: Any, posted: str | None, label: str) -> 
     return f'<input type="text" {attrs} value="{_e(posted)}">'
 
 
-def _where(field: dict[str, Any], index: int) -> str:
+def _where(field: dict[str, Any], index: int | None) -> str:
     page, box = field.get("page"), field.get("bbox")
     if page is None or not box:
         return "not found on any page"
+    if index is None:  # no box of its own on the page
+        return f"page {int(page) + 1}"
     return (
         f'<a href="#page-{int(page)}" class="goto" data-target="box-{index}">'
         f"page {int(page) + 1}</a>"
@@ -118,13 +175,15 @@ def _reasoning_html(field: dict[str, Any]) -> str:
 
 def _flagged_card(
     index: int,
-    name: str,
-    field: dict[str, Any],
+    node: Node,
     reasons: list[Reason],
     threshold: float | None,
     form: dict[str, list[str]] | None,
     problem: str | None,
 ) -> str:
+    """One path to decide: why, what was extracted, where, and accept / correct."""
+    name, field = node.path, node.result
+    label = f"Correct value for {name}"
     css = confidence_class(field.get("confidence"), threshold)
     posted = (form or {}).get(f"decision.{name}", [None])[0]
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
@@ -152,48 +211,74 @@ def _flagged_card(
       {checked["accept"]}> Accept <span class="muted">as extracted</span></label>
     <label class="choice"><input type="radio" name="decision.{_e(name)}" value="correct"
       {checked["correct"]}> Correct to</label>
-    {_correction_input(name, field.get("value"), posted_value, f"Correct value for {name}")}
+    {_correction_input(name, field.get("value"), posted_value, label, node.prop)}
   </div>
 </fieldset>"""
 
 
 def _other_row(
-    index: int,
-    name: str,
-    field: dict[str, Any],
+    anchor: str,
+    node: Node,
     threshold: float | None,
     form: dict[str, list[str]] | None,
 ) -> str:
+    name, field = node.path, node.result
     css = confidence_class(field.get("confidence"), threshold)
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
     reasoning = field.get("reasoning") or ""
+    label = f"Correct value for {name}"
     return f"""
-<div class="field-row" id="field-{index}" data-field="{_e(name)}">
+<div class="field-row" id="{anchor}" data-field="{_e(name)}">
   <div class="row-head"><span class="name">{_e(name)}</span>
     <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span>
-    <span class="muted">{_where(field, index)}</span></div>
+    <span class="muted">{_where(field, None)}</span></div>
   <div class="row-value">{_value_html(field.get("value"))}</div>
   {f'<p class="reasoning muted">{_e(reasoning)}</p>' if reasoning else ""}
   <label class="edit">Correct to (leave as is to keep)
-    {_correction_input(name, field.get("value"), posted_value, f"Correct value for {name}")}
+    {_correction_input(name, field.get("value"), posted_value, label, node.prop)}
   </label>
 </div>"""
 
 
+def _table_html(
+    node: Node, nodes: dict[str, Node], indices: dict[str, int], threshold: float | None
+) -> str:
+    """An array of objects as a table of its cells; the cells to decide link to their cards."""
+    rows = node.rows  # every declared column has a result in every row
+    columns = _columns(rows)
+
+    def cell(i: int, column: str) -> tuple[str, str]:
+        path = f"{node.path}[{i}].{column}"
+        result = nodes[path].result if path in nodes else {"value": None, "confidence": None}
+        css = confidence_class(result.get("confidence"), threshold)
+        html = _cell_html(result.get("value"))
+        if path not in indices:
+            return html, ""
+        card = f"field-{indices[path]}"
+        text = _confidence_text(result.get("confidence"))
+        return (
+            f'<a href="#{card}" class="goto-card" '
+            f'title="decide {_e(path)} ({_e(text)})">{html}</a>',
+            f"to-decide {css}",
+        )
+
+    found = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    return _rows_table(rows, columns, cell, f"{node.path}: {found}")
+
+
 def _boxes(
     page_index: int,
-    fields: dict[str, Any],
-    flagged: dict[str, list[Reason]],
+    nodes: dict[str, Node],
     indices: dict[str, int],
     threshold: float | None,
 ) -> str:
+    """A box on this page for each path to decide that has one (a cell's is its own)."""
     out = []
-    for name in flagged:
-        field = fields[name]
+    for name, index in indices.items():
+        field = nodes[name].result
         box = field.get("bbox")
         if field.get("page") != page_index or not box:
             continue
-        index = indices[name]
         css = confidence_class(field.get("confidence"), threshold)
         value = display_value(field.get("value"))
         title = f"{name}: {value} ({_confidence_text(field.get('confidence'))})"
@@ -214,12 +299,11 @@ def _pages_html(
     pages: list[RenderedPage],
     page_count: int,
     render_error: str | None,
-    flagged: dict[str, list[Reason]],
+    nodes: dict[str, Node],
     indices: dict[str, int],
 ) -> str:
     document_id = record["document_id"]
     threshold = record.get("human_review_threshold")
-    fields = record.get("fields") or {}
     legend = (
         '<p class="legend" aria-label="Box colours">'
         '<span class="swatch conf-low"></span> confidence below 0.5 '
@@ -236,7 +320,7 @@ def _pages_html(
             f'<figure class="page" id="page-{page.index}" data-page="{page.index}">'
             f'<div class="sheet"><img src="{document_url(document_id)}/page/{page.index}"'
             f'{size} alt="Page {page.index + 1} of {page_count}">'
-            f"{_boxes(page.index, fields, flagged, indices, threshold)}</div>"
+            f"{_boxes(page.index, nodes, indices, threshold)}</div>"
             f"<figcaption>Page {page.index + 1} of {page_count}</figcaption></figure>"
         )
     more = (
@@ -285,6 +369,48 @@ def _decision_html(review: dict[str, Any]) -> str:
     )
 
 
+def _path_text(segments: tuple[PathSegment, ...]) -> str:
+    return ".".join(name + ("[]" if each else "") for name, each in segments)
+
+
+def _number_text(value: Any) -> str:
+    return "-" if value is None else _e(display_value(value))
+
+
+def _checks_html(record: dict[str, Any], checks: dict[str, Check]) -> str:
+    """The schema's x-checks results: each check's sum, the value it should equal, the slack."""
+    results = record.get("checks") or []
+    if not results:
+        return ""
+    rows = []
+    for result in results:
+        passed = result.get("passed")
+        outcome = {True: "passed", False: "failed"}.get(passed, "not evaluated")
+        check = checks.get(str(result.get("name")))
+        rule = (
+            f"{' + '.join(_e(_path_text(p)) for p in check.sum)} = {_e(_path_text(check.equals))}"
+            if check
+            else ""
+        )
+        rows.append(
+            f'<tr class="check-{outcome.replace(" ", "-")}"><th scope="row"><code>'
+            f"{_e(result.get('name'))}</code>"
+            f"{f'<br><span class=small>{rule}</span>' if rule else ''}</th>"
+            f"<td><b>{outcome}</b></td><td>{_number_text(result.get('computed'))}</td>"
+            f"<td>{_number_text(result.get('expected'))}</td>"
+            f"<td>{_number_text(result.get('tolerance'))}</td></tr>"
+        )
+    return (
+        '<section class="checks" aria-labelledby="checks-title">'
+        '<h2 id="checks-title">Checks</h2><div class="table-wrap"><table class="rows">'
+        "<caption>The schema&rsquo;s sums: computed from the extracted values, and what they "
+        'should equal</caption><thead><tr><th scope="col">check</th>'
+        '<th scope="col">result</th><th scope="col">computed sum</th>'
+        '<th scope="col">expected</th><th scope="col">tolerance</th></tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+    )
+
+
 def _form_of(review: dict[str, Any]) -> dict[str, list[str]]:
     form: dict[str, list[str]] = {"reviewer": [str(review.get("reviewer", ""))]}
     for name in review.get("accepted") or []:
@@ -315,15 +441,24 @@ def document_page(
     error: DecisionError | None = None,
     notice: str | None = None,
     lease_warning: str | None = None,
+    schema: dict[str, Any] | None = None,
+    audit: bool = False,
 ) -> str:
     """The review page of one document: pages with boxes on the left, the decision on the right.
 
     ``is_open``: this server holds the document's message, so a decision can be submitted;
     otherwise the page is read-only (already decided, or not taken from the queue here).
+    ``schema``: the document type's extraction schema when it could be read (column types,
+    minItems, the x-checks' paths); ``audit``: an audit sample, every field to decide.
     """
     fields: dict[str, Any] = record.get("fields") or {}
-    flagged = flagged_fields(record)
-    indices = {name: i for i, name in enumerate(fields)}
+    nodes = record_nodes(record, schema)
+    flagged = to_decide(record, schema, audit=audit)
+    indices = {path: i for i, path in enumerate(flagged)}
+    deciding = {nodes[path].field for path in flagged}
+    others = [name for name in fields if name not in deciding]
+    anchors = {path: f"field-{i}" for path, i in indices.items()}
+    anchors.update({name: f"other-{i}" for i, name in enumerate(others)})
     threshold = record.get("human_review_threshold")
     review = record.get("review")
     problems = error.problems if error else {}
@@ -334,32 +469,44 @@ def document_page(
     notices = _notices(
         record,
         is_open=is_open,
-        indices=indices,
+        anchors=anchors,
         error=error,
         notice=notice,
         lease_warning=lease_warning,
+        audit=audit,
     )
 
-    cards = "".join(
-        _flagged_card(
-            indices[name], name, fields[name], reasons, threshold, form, problems.get(name)
+    def card(path: str) -> str:
+        reasons = flagged[path]
+        return _flagged_card(
+            indices[path], nodes[path], reasons, threshold, form, problems.get(path)
         )
-        for name, reasons in flagged.items()
-    )
-    others = [name for name in fields if name not in flagged]
-    rows = "".join(_other_row(indices[n], n, fields[n], threshold, form) for n in others)
+
+    groups = []
+    for name in fields:
+        paths = [p for p in flagged if nodes[p].field == name]
+        if not paths:
+            continue
+        cards = "".join(card(p) for p in paths)
+        if nodes[name].rows and paths != [name]:  # an array of objects: its table, then cards
+            table = _table_html(nodes[name], nodes, indices, threshold)
+            cards = f'<div class="table-group" data-field="{_e(name)}">{table}{cards}</div>'
+        groups.append(cards)
+    rows = "".join(_other_row(anchors[n], nodes[n], threshold, form) for n in others)
+    noun = "field" if audit else "flagged field"
     plural = "s" if len(flagged) != 1 else ""
     if not flagged:
         heading = "No field is flagged: check the document and the flags above"
     elif review:
-        heading = f"{len(flagged)} flagged field{plural}, as decided"
+        heading = f"{len(flagged)} {noun}{plural}, as decided"
     else:
-        heading = f"Check {len(flagged)} flagged field{plural}"
+        heading = f"Check {len(flagged)} {noun}{plural}"
     form_body = f"""
-<section class="flagged" aria-labelledby="flagged-title">
+{_checks_html(record, schema_checks(schema))}
+<section class="flagged" aria-labelledby="flagged-title" data-noun="{noun}">
   <h2 id="flagged-title">{heading}</h2>
   <p class="progress muted" id="progress" aria-live="polite"></p>
-  {cards}
+  {"".join(groups)}
 </section>
 <details class="others">
   <summary>{len(others)} other field{"s" if len(others) != 1 else ""} (not flagged)</summary>
@@ -404,7 +551,7 @@ def document_page(
 </header>
 <main class="layout">
   <section class="pages" aria-label="Document pages">
-    {_pages_html(record, pages, page_count, render_error, flagged, indices)}
+    {_pages_html(record, pages, page_count, render_error, nodes, indices)}
   </section>
   <aside class="panel" id="panel" aria-label="Decision">
     {"".join(notices)}
@@ -420,10 +567,11 @@ def _notices(
     record: dict[str, Any],
     *,
     is_open: bool,
-    indices: dict[str, int],
+    anchors: dict[str, str],
     error: DecisionError | None,
     notice: str | None,
     lease_warning: str | None,
+    audit: bool,
 ) -> list[str]:
     """The banners above the form: what happened, what is wrong, what the document's flags say."""
     review = record.get("review")
@@ -435,15 +583,22 @@ def _notices(
         notices.append(f'<p class="notice warn" role="alert">{_e(lease_warning)}</p>')
     if error:
         items = "".join(
-            f'<li><a href="#field-{indices[n]}">{_e(n)}</a>: {_e(t)}</li>'
+            f'<li><a href="#{anchors[n]}">{_e(n)}</a>: {_e(t)}</li>'
             for n, t in problems.items()
-            if n in indices
+            if n in anchors
         )
         if error.reviewer:
             items += f'<li><a href="#reviewer">your name</a>: {_e(error.reviewer)}</li>'
         notices.append(
             '<div class="notice error" role="alert" tabindex="-1" id="error-summary">'
             f"<h2>Not stored: decide every flagged field</h2><ul>{items}</ul></div>"
+        )
+    if audit:
+        notices.append(
+            '<p class="notice audit" role="note"><b>Audit sample</b>: chosen at random from '
+            "documents that passed automatically, to measure how often auto is wrong. Nothing "
+            "here was flagged: check every field and every cell, and accept or correct each "
+            "one as you would a flagged one.</p>"
         )
     if review:
         notices.append(_decision_html(review))

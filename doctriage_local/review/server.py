@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from doctriage_local.review import page
 from doctriage_local.review.consumer import MAX_WAIT_SECONDS, OpenDocument, ReviewConsumer
-from doctriage_local.review.decision import DecisionError, build_review
+from doctriage_local.review.decision import DecisionError, build_review, is_audit
 from doctriage_local.review.render import PageCache, RenderedPage, RenderError, render_pages
 
 log = logging.getLogger("doctriage.review")
@@ -62,6 +62,7 @@ class ReviewServer:
         self._next_lock = threading.Lock()
         self._stopped = threading.Event()
         self._pages = PageCache()
+        self._schemas: dict[str, dict[str, Any] | None] = {}  # by document id
         self._thread: threading.Thread | None = None
         self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self.httpd.daemon_threads = True
@@ -151,6 +152,14 @@ class ReviewServer:
             cached = render_pages(data)
             self._pages.put(record["document_id"], cached)
         return cached
+
+    def schema(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        document_id = record["document_id"]
+        if document_id not in self._schemas:
+            if len(self._schemas) > 64:
+                self._schemas.clear()
+            self._schemas[document_id] = self.consumer.schema_for(record)
+        return self._schemas[document_id]
 
     def status(self) -> dict[str, Any]:
         stats = self.consumer.stats
@@ -396,6 +405,8 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 reviewer=self.review.reviewer,
                 is_open=document is not None,
                 lease_warning=warning,
+                schema=self.review.schema(record),
+                audit=document.audit if document else is_audit(record),
                 **extra,
             ),
         )
@@ -443,7 +454,13 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             return
         reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
         try:
-            decision = build_review(document.record, form, reviewer)
+            decision = build_review(
+                document.record,
+                form,
+                reviewer,
+                schema=self.review.schema(document.record),
+                audit=document.audit,
+            )
         except DecisionError as exc:
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return

@@ -15,14 +15,18 @@ import shutil
 import time
 from pathlib import Path
 
+import boto3
 import httpx
 import pytest
 
+from doctriage_core.adapters.aws import ResultsTable
+from doctriage_core.domain.records import review_message
 from doctriage_local.paths import SAMPLES
 from doctriage_local.review.connect import consumer_for_stack
 from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record
 from tests.integration.helpers import process
+from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
 
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -81,6 +85,52 @@ def review_server(stack):
     )
     with ReviewServer(consumer, port=0, reviewer="test-reviewer", wait_seconds=1) as server:
         yield server
+
+
+# A document type of this test's own: its records come from the real evaluation, put on the
+# table and the review queue directly, the document and schema in a bucket without S3
+# notifications (an upload under incoming/ would start the pipeline).
+FIXTURES_BUCKET = "review-page-fixtures"
+ORDER_SCHEMA = {**schema(lines=LINES, tax=NUM, total=NUM), "x-checks": [CHECK]}
+
+
+@pytest.fixture
+def fixture_server(stack):
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=FIXTURES_BUCKET)
+    s3.put_object(
+        Bucket=FIXTURES_BUCKET, Key="schemas/order.json", Body=json.dumps(ORDER_SCHEMA).encode()
+    )
+    stack.review_messages(delete=True)
+    consumer = consumer_for_stack(
+        stack, visibility_timeout=VISIBILITY_TIMEOUT, heartbeat_interval=0.5, bucket=FIXTURES_BUCKET
+    )
+    with ReviewServer(consumer, port=0, reviewer="test-reviewer", wait_seconds=1) as server:
+        yield server
+
+
+def _queue_record(stack, extracted, name, *, body_extra=None):
+    """A record of ``extracted`` (the real evaluation) on the table and the review queue."""
+    record = record_of(run(ORDER_SCHEMA, extracted))
+    record["document_id"] = f"doc-{name}"
+    record["source"] = {"bucket": stack.bucket, "key": f"incoming/order/{name}.pdf"}
+    stack.client("s3").put_object(
+        Bucket=FIXTURES_BUCKET, Key=record["source"]["key"], Body=GLOBEX.read_bytes()
+    )
+    dynamodb = boto3.resource(
+        "dynamodb", region_name=stack.options.region, endpoint_url=stack.endpoint_url
+    )
+    ResultsTable(stack.physical["ResultsTable"], dynamodb).put_once(record)
+    body = (
+        review_message(record)
+        if record["review_status"] == "needs_review"
+        else {**record, "schema_version": "1"}
+    )
+    stack.client("sqs").send_message(
+        QueueUrl=stack.physical["ReviewQueue"],
+        MessageBody=json.dumps({**body, **(body_extra or {})}),
+    )
+    return record
 
 
 def _queue_counts(stack):
@@ -231,3 +281,122 @@ def test_an_incomplete_or_foreign_form_stores_nothing(stack, review_server):
         assert _queue_counts(stack) == (1, 0)  # back on the queue for someone else
         assert client.post(url, data=form).status_code == 409
         assert "review" not in stack.record(document_id)
+
+
+def _box_matches(page, selector, bbox):
+    image = page.locator("#page-0 img").bounding_box()
+    rect = page.locator(selector).bounding_box()
+    expected = {
+        "x": image["x"] + bbox["x"] * image["width"],
+        "y": image["y"] + bbox["y"] * image["height"],
+        "width": bbox["width"] * image["width"],
+        "height": bbox["height"] * image["height"],
+    }
+    for key, value in expected.items():
+        assert rect[key] == pytest.approx(value, abs=1.5), (selector, key, rect, expected)
+
+
+def test_a_reviewer_decides_the_cells_of_a_table_one_by_one(stack, fixture_server, page):
+    lines = [
+        cell_row("Bolts", 500, qty=0),  # qty invalid (minimum 1) and unscored
+        cell_row("Nuts", 20, 2),  # low confidence
+        {"description": "Washers", "description_score": s(5)},  # its required amount missing
+    ]
+    record = _queue_record(
+        stack,
+        {"lines": lines, "tax": 10, "tax_score": s(5), "total": 530, "total_score": s(5)},
+        "nested-cells",
+    )
+    cells = ["lines[0].qty", "lines[1].description", "lines[1].amount", "lines[2].amount"]
+
+    page.goto(fixture_server.url)
+    page.wait_for_url(f"**/doc/{record['document_id']}")
+    flagged = page.locator(".field-card.flagged").evaluate_all(
+        "cards => cards.map(c => c.dataset.field)"
+    )
+    assert flagged == cells
+    table = page.locator('.table-group[data-field="lines"] table')
+    assert table.locator("caption").inner_text() == "lines: 3 rows"
+    assert table.locator("tbody tr").count() == 3
+    assert table.locator("td.to-decide").count() == 4
+    assert page.locator(".field-card.active").get_attribute("data-field") == cells[0]
+
+    # The flagged cell with a citation has its own box: the cell's bbox on the rendered page.
+    page.wait_for_function(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    )
+    bbox = record["fields"]["lines"]["items"][1]["amount"]["bbox"]
+    _box_matches(page, '.box[data-field="lines[1].amount"]', bbox)
+    assert "conf-low" in page.locator('.box[data-field="lines[1].amount"]').get_attribute("class")
+
+    # A marked cell in the table leads to its card, and so does its box.
+    table.locator("td.to-decide a").nth(3).click()
+    assert page.locator(".field-card.active").get_attribute("data-field") == "lines[2].amount"
+    page.locator('.box[data-field="lines[1].amount"]').click()
+    assert page.locator(".field-card.active").get_attribute("data-field") == "lines[1].amount"
+
+    # Keyboard only, from the first cell: accept two, correct two (numbers for number columns).
+    page.keyboard.press("k")
+    page.keyboard.press("k")
+    page.keyboard.press("a")
+    page.keyboard.press("a")
+    page.keyboard.press("c")
+    page.keyboard.type("25")
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    page.keyboard.press("c")
+    page.keyboard.type("12.5")
+    page.keyboard.press("Escape")
+    assert page.locator("#progress").inner_text() == "4 of 4 flagged fields decided"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-page-table.png"), full_page=True)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/?decided=*")
+
+    stored = stack.record(record["document_id"])
+    assert_valid_record(stored)
+    review = stored.pop("review")
+    assert review["accepted"] == ["lines[0].qty", "lines[1].description"]
+    assert review["corrected"] == {"lines[1].amount": 25, "lines[2].amount": 12.5}
+    assert stored == record
+
+
+def test_an_audit_sample_is_decided_field_by_field_and_cell_by_cell(stack, fixture_server):
+    extracted = {
+        "lines": [cell_row("Bolts", 500), cell_row("Nuts", 20)],
+        "tax": 10,
+        "tax_score": s(5),
+        "total": 530,
+        "total_score": s(5),
+    }
+    record = _queue_record(stack, extracted, "audit-sample", body_extra={"audit": True})
+    assert record["review_status"] == "auto"  # the record does not say audit: the message does
+    every = [f"lines[{i}].{c}" for i in (0, 1) for c in ("description", "qty", "amount")]
+    every += ["tax", "total"]
+    with httpx.Client(base_url=fixture_server.url, timeout=10) as client:
+        opened = client.get("/", follow_redirects=True)
+        assert opened.url.path == f"/doc/{record['document_id']}"
+        assert "to measure how often auto is wrong" in opened.text
+        assert "Check 8 fields" in opened.text
+        url = f"/doc/{record['document_id']}/decision"
+        form = {"token": fixture_server.token, "reviewer": "ana"}
+        form.update({f"decision.{p}": "accept" for p in every if p != "lines[1].amount"})
+
+        missing = client.post(url, data=form)
+        assert missing.status_code == 400
+        assert "lines[1].amount" in missing.text
+        not_a_number = client.post(
+            url, data={**form, "decision.lines[1].amount": "correct", "value.lines[1].amount": "x"}
+        )
+        assert not_a_number.status_code == 400
+        assert "a number such as 12.5" in not_a_number.text
+        assert "review" not in stack.record(record["document_id"])
+
+        stored = client.post(
+            url,
+            data={**form, "decision.lines[1].amount": "correct", "value.lines[1].amount": "21"},
+        )
+        assert stored.status_code == 303
+    review = stack.record(record["document_id"])["review"]
+    assert review["accepted"] == [p for p in every if p != "lines[1].amount"]
+    assert review["corrected"] == {"lines[1].amount": 21}

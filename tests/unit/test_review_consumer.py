@@ -241,3 +241,59 @@ def test_an_unknown_schema_version_or_record_is_left_alone(aws):
     assert consumer.open_next(wait_seconds=1) is None
     assert consumer.stats.left_alone == 2
     assert _counts(aws) == (0, 2)
+
+
+# ---------------------------------------------------------------------- nested paths, audits
+
+
+def test_a_decision_by_cell_path_is_stored_and_read_back_as_written(aws):
+    _, _, table = aws
+    table.put_once(_record())
+    _send(aws, _record())
+    consumer = _consumer(aws)
+    document = consumer.open_next(wait_seconds=1)
+    review = {
+        **_review(**{"line_items[1].amount": 25.5, "line_items[0].description": None}),
+        "accepted": ["line_items[0].amount", "address.city", "line_items"],
+    }
+
+    assert consumer.decide(document, review) is True
+    assert table.get("doc-1")["review"] == review  # path keys and float values as they were
+
+
+@pytest.mark.parametrize(
+    ("record_extra", "body_extra", "audit"),
+    [
+        ({}, {}, False),
+        ({"audit_sample": True}, {}, True),  # the record says so
+        ({}, {"audit": True}, True),  # the message says so
+        ({"audit_sample": False}, {"audit": "yes"}, False),  # only true is true
+    ],
+)
+def test_an_audit_sample_opens_as_an_audit(aws, record_extra, body_extra, audit):
+    sqs, queue_url, table = aws
+    record = _record(**record_extra, review_status="auto", flags=[])
+    table.put_once(record)
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps({**record, **body_extra, "schema_version": "1"}),
+    )
+    document = _consumer(aws).open_next(wait_seconds=1)
+    assert document is not None
+    assert document.audit is audit
+    document.heartbeat.stop()
+
+
+def test_the_schema_is_read_from_the_records_bucket_by_its_upload_type(aws):
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="docs")
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}}
+    s3.put_object(Bucket="docs", Key="schemas/invoice.json", Body=json.dumps(schema).encode())
+    consumer = _consumer(aws)
+
+    assert consumer.schema_for(_record()) == schema
+    receipt = _record()
+    receipt["source"] = {**receipt["source"], "key": "incoming/receipt/r.pdf"}
+    assert consumer.schema_for(receipt) is None  # no schema there: the page reads JSON
+    s3.put_object(Bucket="docs", Key="schemas/invoice.json", Body=b"{not json")
+    assert consumer.schema_for(_record()) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 
 import pytest
@@ -11,11 +12,13 @@ from doctriage_local.review.decision import (
     DecisionError,
     build_review,
     display_value,
-    flagged_fields,
     parse_value,
+    to_decide,
 )
 from doctriage_local.review.page import confidence_class, document_page
+from doctriage_local.review.render import RenderedPage
 from tests.contracts import assert_valid_record
+from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
 
 
 def _field(value, confidence, *, page=0, bbox=True, reasoning="r"):
@@ -68,7 +71,7 @@ def _form(**fields):
 
 
 def test_flagged_fields_follow_the_record_order_with_every_reason():
-    flagged = flagged_fields(_record())
+    flagged = to_decide(_record())
     assert list(flagged) == ["invoice_number", "due_date", "total_amount"]
     assert [r.flag for r in flagged["due_date"]] == [
         "low_confidence_field:due_date",
@@ -80,12 +83,12 @@ def test_flagged_fields_follow_the_record_order_with_every_reason():
 def test_classification_and_unscored_fields_are_flagged_for_review():
     record = _record(flags=["low_confidence_classification", "scores_unavailable"])
     record["fields"]["vendor_name"]["confidence"] = None
-    assert list(flagged_fields(record)) == ["document_type", "vendor_name"]
+    assert list(to_decide(record)) == ["document_type", "vendor_name"]
 
 
 def test_a_failed_document_has_nothing_to_decide_field_by_field():
     record = _record(status="failed", flags=["extraction_failed:timeout"], fields={})
-    assert flagged_fields(record) == {}
+    assert to_decide(record) == {}
     review = build_review(record, _form(), "ana", decided_at="2024-01-01T00:00:00.000Z")
     assert review == {
         "reviewer": "ana",
@@ -204,3 +207,224 @@ def test_a_decided_record_is_shown_read_only():
     assert re.search(r'name="decision.due_date" value="accept"\s+checked', html)
     assert re.search(r'name="decision.invoice_number" value="correct"\s+checked', html)
     assert 'value="INV-1"' in html
+
+
+# ---------------------------------------------------------------------- nested fields, by path
+# Records from the real evaluation (tests/unit/test_nested_fields.py's helpers), not by hand.
+
+SCHEMA = {**schema(lines=LINES, tax=NUM, total=NUM), "x-checks": [CHECK]}
+
+
+def _nested(lines, tax=10, total=None, **record_extra):
+    extracted = {"lines": lines, "tax": tax, "tax_score": s(5)}
+    if total is not None:
+        extracted.update(total=total, total_score=s(5))
+    return {**record_of(run(SCHEMA, extracted)), **record_extra}
+
+
+def _flagged_cells():
+    """Row 0: qty 0 (invalid, unscored); row 1 scored 2; row 2 lacks its required amount."""
+    return _nested(
+        [
+            cell_row("Bolts", 500, qty=0),
+            cell_row("Nuts", 20, 2),
+            {"description": "Washers", "description_score": s(5)},
+        ],
+        total=530,
+    )
+
+
+def test_each_flagged_cell_is_decided_on_its_own_by_its_path():
+    decide = to_decide(_flagged_cells(), SCHEMA)
+    assert list(decide) == [
+        "lines[0].qty",
+        "lines[1].description",
+        "lines[1].amount",
+        "lines[2].amount",
+    ]
+    assert [r.flag for r in decide["lines[0].qty"]] == [
+        "invalid_field:lines[0].qty",
+        "low_confidence_field:lines[0].qty",
+    ]
+    assert "no score" in decide["lines[0].qty"][1].text
+    assert "0.25 is below the threshold 0.80" in decide["lines[1].amount"][0].text
+
+
+def test_corrected_cells_are_stored_by_path_and_parsed_by_their_column_type():
+    record = _flagged_cells()
+    form = {
+        "decision.lines[0].qty": ["correct"],
+        "value.lines[0].qty": ["4"],
+        "decision.lines[1].description": ["correct"],
+        "value.lines[1].description": ["300"],  # a string column keeps the text
+        "decision.lines[1].amount": ["correct"],
+        "value.lines[1].amount": ["20.0"],  # the same number: accepted
+        "decision.lines[2].amount": ["correct"],
+        "value.lines[2].amount": [" 12.5 "],
+        "value.lines": ["[]"],  # the list holds cells to decide: not a whole-list correction
+    }
+    review = build_review(record, form, "ana", schema=SCHEMA)
+    assert review["accepted"] == ["lines[1].amount"]
+    assert review["corrected"] == {
+        "lines[0].qty": 4,
+        "lines[1].description": "300",
+        "lines[2].amount": 12.5,
+    }
+    assert type(review["corrected"]["lines[0].qty"]) is int
+    assert_valid_record({**record, "review": review})
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "expected"),
+    [
+        ("lines[2].amount", "twelve", "a number such as 12.5"),
+        ("lines[0].qty", "2.5", "a whole number such as 3"),
+        ("lines[0].qty", "true", "a whole number"),
+    ],
+)
+def test_a_value_its_column_cannot_hold_is_a_clear_error(path, text, expected):
+    form = {f"decision.{p}": ["accept"] for p in to_decide(_flagged_cells(), SCHEMA)}
+    form.update({f"decision.{path}": ["correct"], f"value.{path}": [text]})
+    with pytest.raises(DecisionError) as raised:
+        build_review(_flagged_cells(), form, "ana", schema=SCHEMA)
+    assert list(raised.value.problems) == [path]
+    assert expected in raised.value.problems[path]
+    assert "null" in raised.value.problems[path]
+
+
+def test_null_clears_a_cell_and_without_the_schema_values_are_read_as_json():
+    record = _flagged_cells()
+    form = {f"decision.{p}": ["accept"] for p in to_decide(record, SCHEMA)}
+    form.update({"decision.lines[1].description": ["correct"]})
+    form.update({"value.lines[1].description": ["null"]})
+    assert build_review(record, form, "a", schema=SCHEMA)["corrected"] == {
+        "lines[1].description": None
+    }
+    form["value.lines[1].description"] = ["300"]
+    assert build_review(record, form, "a")["corrected"] == {"lines[1].description": 300}
+
+
+def test_an_incomplete_list_is_decided_as_a_whole_with_what_was_expected():
+    record = _nested([cell_row("Bolts", 500)], total=510)
+    assert record["flags"] == ["incomplete_list:lines"]
+    decide = to_decide(record, SCHEMA)
+    assert list(decide) == ["lines"]
+    assert decide["lines"][0].text == "1 row found; the schema asks for at least 2 (minItems)"
+    assert "fewer than the schema's minItems" in to_decide(record)["lines"][0].text
+    rows = '[{"description": "Bolts", "amount": 500}, {"description": "Nuts", "amount": 0}]'
+    review = build_review(
+        record, {"decision.lines": ["correct"], "value.lines": [rows]}, "ana", schema=SCHEMA
+    )
+    assert review["corrected"] == {"lines": json.loads(rows)}
+    with pytest.raises(DecisionError) as raised:
+        build_review(record, {}, "ana", schema=SCHEMA)
+    assert list(raised.value.problems) == ["lines"]
+
+
+def test_a_failed_check_asks_for_every_value_it_adds_up_and_compares():
+    record = _nested([cell_row("Bolts", 500), cell_row("Nuts", 20)], tax=10, total=600)
+    assert record["flags"] == ["failed_check:total_matches_lines"]
+    assert list(to_decide(record, SCHEMA)) == ["lines[0].amount", "lines[1].amount", "tax", "total"]
+    assert to_decide(record) == {}  # without the schema the page only shows the check
+
+
+def test_an_audit_sample_asks_for_every_field_and_every_cell():
+    record = _nested([cell_row("Bolts", 500), cell_row("Nuts", 20)], total=530, audit_sample=True)
+    assert record["review_status"] == "auto"
+    assert record["flags"] == []
+    assert to_decide(record, SCHEMA) == {}
+    decide = to_decide(record, SCHEMA, audit=True)
+    columns = ("description", "qty", "amount")
+    assert list(decide) == [f"lines[{i}].{c}" for i in (0, 1) for c in columns] + ["tax", "total"]
+    assert {r.flag for reasons in decide.values() for r in reasons} == {"audit_sample"}
+    form = {f"decision.{p}": ["accept"] for p in decide}
+    del form["decision.tax"]
+    with pytest.raises(DecisionError) as raised:
+        build_review(record, form, "ana", schema=SCHEMA, audit=True)
+    assert list(raised.value.problems) == ["tax"]
+    form.update({"decision.tax": ["correct"], "value.tax": ["11"]})
+    review = build_review(record, form, "ana", schema=SCHEMA, audit=True)
+    assert review["corrected"] == {"tax": 11}
+    assert review["accepted"] == [p for p in decide if p != "tax"]
+    assert_valid_record({**record, "review": review})
+
+
+def _page(record, **options):
+    options.setdefault("schema", SCHEMA)
+    return document_page(
+        record,
+        pages=[RenderedPage(0, 100, 200, "image/png", b"")],
+        page_count=1,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        **options,
+    )
+
+
+def test_the_page_shows_the_list_as_a_table_with_each_flagged_cell_marked_and_boxed():
+    record = _flagged_cells()
+    record["fields"]["lines"]["items"][2]["description"]["value"] = "<b>Washers</b>"
+    html = _page(record)
+    assert "<caption>lines: 3 rows</caption>" in html
+    assert "&lt;b&gt;Washers&lt;/b&gt;" in html
+    assert "<b>Washers" not in html
+    # The four cells to decide are marked in the table and each leads to its own card.
+    marked = re.findall(r'<td class="to-decide [^"]*"><a href="#(field-\d)"', html)
+    assert marked == ["field-0", "field-1", "field-2", "field-3"]
+    cards = re.findall(
+        r'<fieldset class="field-card flagged[^"]*" id="(field-\d)"\s+data-field="([^"]+)"', html
+    )
+    assert cards == [
+        ("field-0", "lines[0].qty"),
+        ("field-1", "lines[1].description"),
+        ("field-2", "lines[1].amount"),
+        ("field-3", "lines[2].amount"),
+    ]
+    assert 'name="decision.lines[1].amount" value="accept"' in html
+    assert re.search(r'name="value.lines\[1\].amount"[^>]*inputmode="decimal"', html)
+    assert not re.search(r'name="value.lines\[1\].description"[^>]*inputmode', html)
+    # The box is the cell's own bbox (TableCell/2: x 50-90, y 100-120 on a 100 x 200 page).
+    [box] = re.findall(r'<a class="box [^"]*" id="box-2" href="#field-2"[^>]*>', html)
+    assert 'data-field="lines[1].amount"' in box
+    assert "left:50.0000%;top:50.0000%;width:40.0000%;height:10.0000%" in box
+    assert html.count('class="box ') == 1  # the other cells have no citation on the page
+    assert 'class="field-row"' in html  # tax and total: not flagged, listed below
+    assert "Check 4 flagged fields" in html
+
+
+def test_a_failed_check_is_shown_with_its_sum_the_expected_value_and_the_tolerance():
+    record = _nested([cell_row("Bolts", 500), cell_row("Nuts", 20)], tax=10, total=600)
+    html = _page(record)
+    [row] = re.findall(r'<tr class="check-failed">.*?</tr>', html)
+    assert "<code>total_matches_lines</code>" in row
+    assert "lines[].amount + tax = total" in row
+    cells = re.findall(r"<td>(.*?)</td>", row)
+    assert cells == ["<b>failed</b>", "530.0", "600.0", "0.01"]
+    assert "Check 4 flagged fields" in html
+    assert "lines[].amount" not in _page(record, schema=None)  # no schema: no rule to show
+    assert "<b>failed</b>" in _page(record, schema=None)
+
+
+def test_an_incomplete_list_shows_its_rows_found_and_the_minimum():
+    html = _page(_nested([cell_row("Bolts", 500)], total=510))
+    [card] = re.findall(r'<fieldset class="field-card.*?</fieldset>', html, re.S)
+    assert 'data-field="lines"' in card
+    assert "1 row found; the schema asks for at least 2 (minItems)" in card
+    assert "<caption>1 row</caption>" in card  # the extracted rows, as a table
+    assert '<textarea name="value.lines"' in card
+
+
+def test_an_audit_sample_says_so_and_asks_for_every_field():
+    record = _nested([cell_row("Bolts", 500), cell_row("Nuts", 20)], total=530, audit_sample=True)
+    html = _page(record, audit=True)
+    assert "Audit sample" in html
+    assert (
+        "chosen at random from documents that passed automatically, to measure how often auto "
+        "is wrong" in html
+    )
+    assert "Check 8 fields" in html
+    assert 'data-noun="field"' in html
+    assert html.count('class="field-card flagged') == 8
+    assert "Audit sample" not in _page(record)

@@ -16,6 +16,8 @@
     const form = document.getElementById("decision-form");
     const cards = Array.from(document.querySelectorAll(".field-card.flagged"));
     const progress = document.getElementById("progress");
+    const noun = (progress && progress.closest("[data-noun]") || {dataset: {}}).dataset.noun ||
+      "flagged field";
     const editable = form && !form.querySelector("fieldset.whole").disabled;
     let active = -1;
 
@@ -53,7 +55,7 @@
         if (done) decided += 1;
       });
       if (progress && cards.length) {
-        progress.textContent = `${decided} of ${cards.length} flagged field` +
+        progress.textContent = `${decided} of ${cards.length} ${noun}` +
           `${cards.length === 1 ? "" : "s"} decided`;
       }
     }
@@ -90,6 +92,8 @@
       }
     });
 
+    // (A marked cell in a table is a plain link to its card: the card takes focus, which
+    // activates it.)
     document.querySelectorAll(".box").forEach((box) => {
       box.addEventListener("click", (event) => {
         event.preventDefault();
