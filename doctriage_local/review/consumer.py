@@ -29,6 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from doctriage_core.domain.documents import doc_type_from_key, schema_key_for
+from doctriage_core.domain.records import restore_cells
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.errors import DoctriageError
 from doctriage_local.review.decision import is_audit
@@ -257,9 +258,16 @@ class ReviewConsumer:
     # ------------------------------------------------------------------ documents
 
     def get_record(self, document_id: str) -> dict[str, Any] | None:
+        """The record as evaluated: cells kept in S3 (a record too large for DynamoDB) put back."""
         with self._table_lock:
             record: dict[str, Any] | None = self.table.get(document_id)
-        return record
+        if record is None or "cells" not in record:
+            return record
+        source = record.get("source") or {}
+        response = self.s3.get_object(
+            Bucket=self.bucket or source["bucket"], Key=record["cells"]["key"]
+        )
+        return restore_cells(record, json.loads(response["Body"].read()))
 
     def schema_for(self, record: dict[str, Any]) -> dict[str, Any] | None:
         """The extraction schema of the record's upload type, None when it cannot be read.

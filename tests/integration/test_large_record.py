@@ -13,6 +13,7 @@ import pytest
 from doctriage_core.domain.documents import cells_key_for, result_key_for
 from doctriage_core.domain.records import RECORD_BUDGET_BYTES, record_size
 from doctriage_local.paths import PROJECT_ROOT
+from doctriage_local.review.connect import consumer_for_stack
 from doctriage_local.stack import LocalStack, StackOptions
 from tests.contracts import assert_valid_record, assert_valid_review_message
 from tests.integration.helpers import TIME_SCALE
@@ -59,6 +60,15 @@ def test_a_500_row_table_keeps_its_cells_in_s3_beside_the_raw_result(stack):
     cells = json.loads(body)["line_items"]
     assert len(cells) == 500
     assert cells[7]["amount"]["score"] == 2
-    [message] = stack.review_messages(delete=True)
+    [message] = stack.review_messages()
     assert_valid_review_message(message)
     assert message["flagged_paths"] == ["line_items[7].amount"]
+
+    # The reviewer sees the cells as evaluated: the review consumer puts them back.
+    consumer = consumer_for_stack(stack)
+    opened = consumer.open_next(wait_seconds=5)
+    assert opened is not None
+    assert opened.document_id == DOCUMENT_ID
+    assert "cells" not in opened.record
+    assert opened.record["fields"]["line_items"]["items"] == cells
+    consumer.release(opened)

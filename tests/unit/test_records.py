@@ -17,6 +17,8 @@ from doctriage_core.domain.records import (
     REVIEW_MESSAGE_SCHEMA_VERSION,
     complete_record,
     failed_record,
+    keep_cells_apart,
+    restore_cells,
     review_message,
 )
 from doctriage_core.domain.timeline import utc_now_iso
@@ -255,3 +257,23 @@ def test_a_record_without_a_datalab_request_has_no_submissions_and_one_with_them
     resubmitted = failed(request_id="req-3", submissions=3)
     assert_valid_record(resubmitted)
     assert resubmitted["datalab"]["submissions"] == 3
+
+
+def test_cells_kept_apart_come_back_as_they_were() -> None:
+    cell = {"value": "x" * 400, "found": True, "confidence": 1.0, "score": 5, "reasoning": "r"}
+    cell.update(citations=[], page=0, bbox=None)
+    rows = [{"sku": cell} for _ in range(1000)]
+    record = {
+        "document_id": "doc-1",
+        "fields": {
+            "lines": {**cell, "value": [], "items": rows},
+            "shipping": {**cell, "value": {}, "properties": {"parcels": {**cell, "items": rows}}},
+            "total": cell,
+        },
+    }
+    stored, cells = keep_cells_apart(record)
+    assert cells is not None
+    assert sorted(cells) == stored["cells"]["paths"] == ["lines", "shipping.parcels"]
+    assert "items" not in stored["fields"]["lines"]
+    assert "items" not in stored["fields"]["shipping"]["properties"]["parcels"]
+    assert restore_cells(stored, cells) == record

@@ -198,3 +198,21 @@ def _without_items(path: str, field: dict[str, Any], cells: dict[str, Any]) -> d
             "properties": {k: _without_items(f"{path}.{k}", p, cells) for k, p in parts.items()},
         }
     return field
+
+
+def restore_cells(record: dict[str, Any], cells: dict[str, Any]) -> dict[str, Any]:
+    """The record as evaluated: ``keep_cells_apart``'s cells (``{path: items}``) put back."""
+    fields = dict(record["fields"])
+    for path, items in cells.items():
+        name, *parts = path.split(".")
+        fields[name] = _with_items(fields[name], parts, items)
+    return {k: v for k, v in {**record, "fields": fields}.items() if k != "cells"}
+
+
+def _with_items(field: dict[str, Any], parts: list[str], items: Any) -> dict[str, Any]:
+    if not parts:
+        return {**field, "items": items}
+    head, *rest = parts
+    properties = dict(field["properties"])
+    properties[head] = _with_items(properties[head], rest, items)
+    return {**field, "properties": properties}
