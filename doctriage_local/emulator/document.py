@@ -197,12 +197,13 @@ def _visual_lines(chars: list[_Char]) -> list[list[_Char]]:
     lines: list[list[_Char]] = []
     bottom = top = 0.0
     for char in sorted(chars, key=lambda c: -c.middle):
-        if lines and bottom <= char.middle <= top and char.box[1] <= (bottom + top) / 2:
+        low, high = char.box[1], char.box[3]
+        if lines and bottom <= char.middle <= top and low <= (bottom + top) / 2 <= high:
             lines[-1].append(char)
-            bottom, top = min(bottom, char.box[1]), max(top, char.box[3])
+            bottom, top = min(bottom, low), max(top, high)
         else:
             lines.append([char])
-            bottom, top = char.box[1], char.box[3]
+            bottom, top = low, high
     return [sorted(line, key=lambda c: c.box[0]) for line in lines]
 
 

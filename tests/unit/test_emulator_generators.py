@@ -188,6 +188,30 @@ def test_labels_drawn_before_their_values_share_a_line_with_them() -> None:
     assert [line.id for line in page.lines] == [f"/page/0/Line/{n}" for n in range(len(rows))]
 
 
+def test_a_line_is_what_shares_a_baseline_not_what_is_near() -> None:
+    pdf = FPDF(unit="pt")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 24)
+    pdf.text(50, 60, "INVOICE")
+    pdf.set_font("Helvetica", "", 8)
+    pdf.text(200, 64, "small print tucked under the title")
+    pdf.set_font("Helvetica", "", 14)
+    pdf.text(200, 100, "$389.88")
+    pdf.set_font("Helvetica", "B", 8)
+    pdf.text(50, 100, "Total Due:")
+    pdf.set_font("Helvetica", "", 10)
+    for n, text in enumerate(("Tight leading", "stays two lines")):
+        pdf.text(50, 140 + 11 * n, text)
+    page = read_document("lines.pdf", bytes(pdf.output())).pages[0]
+    assert [[s.text for s in line.segments] for line in page.lines] == [
+        ["INVOICE"],
+        ["small print tucked under the title"],
+        ["Total Due:", "$389.88"],
+        ["Tight leading"],
+        ["stays two lines"],
+    ]
+
+
 def image_only_page(pdf: FPDF) -> None:
     pdf.add_page()
     pdf.image(Image.new("L", (400, 300), 200), x=20, y=20, w=170)
