@@ -2,7 +2,9 @@
 
 Coordinates follow marker: PDF points with the origin at the page's top-left corner, boxes as
 ``[x0, y0, x1, y1]``. Block ids are ``/page/{page}/{BlockType}/{n}`` with the original 0-based page
-index. Files that are not PDFs have no text layer here (the emulator does no OCR).
+index. Lines are the visual lines rebuilt from pdfium's character boxes, not pdfium's own line
+breaks (those follow the content stream's order). Files that are not PDFs, and pages without a
+text layer, read as nothing (the emulator does no OCR); ``Document.unread_note`` says which.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 # pdfium is not thread-safe and the server handles requests in threads.
 _PDFIUM_LOCK = threading.Lock()
 
 # A horizontal gap wider than this share of the line height splits a line into segments
-# (columns, or a label and its value set apart); a word space is about a quarter of it.
+# (columns, or a label and its value set apart); a word space is about a quarter of it, and
+# letters of one word touch or overlap (kerning), so a gap wider than _WORD_GAP is a space.
 _SEGMENT_GAP = 0.6
+_WORD_GAP = 0.1
 
 # The SDK's list of accepted file types.
 SUPPORTED_EXTENSIONS = frozenset(
@@ -74,10 +79,29 @@ class Document:
     pages: tuple[Page, ...]
     page_count: int
     has_text_layer: bool
+    is_pdf: bool = True
 
     @property
     def lines(self) -> list[Line]:
         return [line for page in self.pages for line in page.lines]
+
+    def unread_note(self) -> str | None:
+        """What of the document could not be read, said for a field's reasoning; None if all was."""
+        if not self.is_pdf:
+            return (
+                "The file is not a PDF: the emulator reads only a PDF's text layer and does no "
+                "OCR, so nothing could be read."
+            )
+        if not self.pages:
+            return "No page of the PDF was read (is the page range past its end?)."
+        blank = [str(p.index + 1) for p in self.pages if not p.lines]
+        if not blank:
+            return None
+        which = f"Page {blank[0]} has" if len(blank) == 1 else f"Pages {', '.join(blank)} have"
+        why = f"{which} no text layer (a scan or image?): the emulator does no OCR"
+        if len(blank) < len(self.pages):
+            return f"{why}, so nothing on {'it' if len(blank) == 1 else 'them'} could be read."
+        return f"{why}, so nothing could be read."
 
 
 def parse_page_range(spec: str) -> set[int]:
@@ -101,7 +125,7 @@ def read_document(
     filename: str, content: bytes, page_range: set[int] | None = None, max_pages: int | None = None
 ) -> Document:
     if not filename.lower().endswith(".pdf"):
-        return Document(pages=(), page_count=1, has_text_layer=False)
+        return Document(pages=(), page_count=1, has_text_layer=False, is_pdf=False)
     with _PDFIUM_LOCK:
         try:
             pdf = pdfium.PdfDocument(content)
@@ -122,23 +146,12 @@ def _read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
     textpage = page.get_textpage()
     try:
         width, height = page.get_size()
-        text = textpage.get_text_range()
-        boxes = [textpage.get_charbox(i, loose=True) for i in range(textpage.count_chars())]
+        chars = _inked_chars(textpage)
     finally:
         textpage.close()
         page.close()
-    # pdfium separates visual lines with "\r\n" and joins runs on one baseline with a space.
-    raw_lines: list[list[int]] = [[]]
-    for i, char in enumerate(text[: len(boxes)]):
-        if char in "\r\n":
-            if raw_lines[-1]:
-                raw_lines.append([])
-        else:
-            raw_lines[-1].append(i)
-    built = [_build_line(text, boxes, idx, height) for idx in raw_lines]
-    ordered = sorted(
-        (b for b in built if b is not None), key=lambda b: (round(b[1][1], 1), b[1][0])
-    )
+    built = [_build_line(chars, page_height=height) for chars in _visual_lines(chars)]
+    ordered = sorted(built, key=lambda b: (round(b[1][1], 1), b[1][0]))
     lines = tuple(
         Line(id=f"/page/{index}/Line/{n}", page=index, text=t, bbox=box, segments=segs)
         for n, (t, box, segs) in enumerate(ordered)
@@ -146,31 +159,75 @@ def _read_page(pdf: pdfium.PdfDocument, index: int) -> Page:
     return Page(index=index, width=round(width, 2), height=round(height, 2), lines=lines)
 
 
-def _build_line(
-    text: str, boxes: list[Box], indices: list[int], page_height: float
-) -> tuple[str, Box, tuple[Segment, ...]] | None:
-    inked = [i for i in indices if not text[i].isspace()]
-    if not inked:
-        return None
-    line_height = statistics.median(boxes[i][3] - boxes[i][1] for i in inked) or 1.0
-    groups: list[list[int]] = [[inked[0]]]
-    for prev, cur in itertools.pairwise(inked):
-        gap = boxes[cur][0] - boxes[prev][2]
+@dataclass(frozen=True)
+class _Char:
+    text: str
+    box: Box  # pdfium's loose box: PDF points, origin at the bottom-left corner
+
+    @property
+    def middle(self) -> float:
+        return (self.box[1] + self.box[3]) / 2
+
+
+def _inked_chars(textpage: pdfium.PdfTextPage) -> list[_Char]:
+    """The page's printed characters with their boxes, in content-stream order.
+
+    Spaces are left out, printed or generated by pdfium: words are told apart by the gaps
+    between the boxes instead, which every generator's output has whatever it writes.
+    """
+    chars = []
+    for i in range(textpage.count_chars()):
+        text = chr(pdfium_c.FPDFText_GetUnicode(textpage, i))
+        if text.isspace() or not text.isprintable():
+            continue
+        box = textpage.get_charbox(i, loose=True)
+        if box[3] > box[1]:
+            chars.append(_Char(text, box))
+    return chars
+
+
+def _visual_lines(chars: list[_Char]) -> list[list[_Char]]:
+    """Characters grouped into the lines a reader sees, each line's characters left to right.
+
+    pdfium's own line breaks follow the content stream, so text drawn column by column (labels,
+    then values) comes out as separate lines. Here two characters share a line when each one's
+    vertical middle lies within the other's height: a label and a smaller value on one baseline
+    do, the line above or below does not.
+    """
+    lines: list[list[_Char]] = []
+    bottom = top = 0.0
+    for char in sorted(chars, key=lambda c: -c.middle):
+        low, high = char.box[1], char.box[3]
+        if lines and bottom <= char.middle <= top and low <= (bottom + top) / 2 <= high:
+            lines[-1].append(char)
+            bottom, top = min(bottom, low), max(top, high)
+        else:
+            lines.append([char])
+            bottom, top = low, high
+    return [sorted(line, key=lambda c: c.box[0]) for line in lines]
+
+
+def _build_line(chars: list[_Char], page_height: float) -> tuple[str, Box, tuple[Segment, ...]]:
+    line_height = statistics.median(c.box[3] - c.box[1] for c in chars)
+    segments: list[list[str]] = [[chars[0].text]]
+    edges = [[chars[0].box[0], chars[0].box[2]]]
+    for prev, cur in itertools.pairwise(chars):
+        gap = cur.box[0] - prev.box[2]
         if gap > _SEGMENT_GAP * line_height:
-            groups.append([])
-        groups[-1].append(cur)
-    segments = tuple(
-        Segment(
-            text=" ".join(text[g[0] : g[-1] + 1].split()),
-            x0=round(min(boxes[i][0] for i in g), 2),
-            x1=round(max(boxes[i][2] for i in g), 2),
-        )
-        for g in groups
+            segments.append([])
+            edges.append([cur.box[0], cur.box[2]])
+        elif gap > _WORD_GAP * line_height:
+            segments[-1].append(" ")
+        segments[-1].append(cur.text)
+        edges[-1][1] = max(edges[-1][1], cur.box[2])
+    segs = tuple(
+        Segment(text="".join(texts), x0=round(x0, 2), x1=round(x1, 2))
+        for texts, (x0, x1) in zip(segments, edges, strict=True)
     )
-    left = min(boxes[i][0] for i in inked)
-    right = max(boxes[i][2] for i in inked)
-    bottom = min(boxes[i][1] for i in inked)
-    top = max(boxes[i][3] for i in inked)
+    left = min(c.box[0] for c in chars)
+    right = max(c.box[2] for c in chars)
+    bottom = min(c.box[1] for c in chars)
+    top = max(c.box[3] for c in chars)
     # PDF y grows upwards from the bottom edge; marker measures from the top edge.
     bbox = (
         round(max(left, 0.0), 2),
@@ -178,7 +235,7 @@ def _build_line(
         round(right, 2),
         round(min(page_height - bottom, page_height), 2),
     )
-    return " ".join(s.text for s in segments), bbox, segments
+    return " ".join(s.text for s in segs), bbox, segs
 
 
 def _polygon(box: Box) -> list[list[float]]:

@@ -10,6 +10,7 @@ be rewritten; 2 a value that breaks the schema; 1 nothing found.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import re
@@ -42,7 +43,6 @@ _CURRENCY_AFFIX = re.compile(r"^(?:[A-Z]{3}|[$€£¥])\s*|\s*(?:[A-Z]{3}|[$€�
 _US_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 _EU_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_NO_TEXT = "The document has no text layer (not a PDF, or a scan); no value could be read."
 
 
 @dataclass(frozen=True)
@@ -210,12 +210,20 @@ def candidates(doc: Document) -> Iterator[Candidate]:
 def extract_fields(schema: dict[str, Any], doc: Document) -> dict[str, FieldResult]:
     """One result per top-level schema property, in schema order."""
     props: dict[str, Any] = schema.get("properties", {})
+    unread = doc.unread_note()
     if not doc.has_text_layer:
-        return {name: FieldResult(None, [], 1, _NO_TEXT) for name in props}
+        return {name: FieldResult(None, [], 1, str(unread)) for name in props}
     owners: dict[tuple[str, ...], str] = {}
     _collect_owners(props, owners)
     extractor = _Extractor(doc, list(candidates(doc)), owners)
-    return {name: extractor.extract(name, prop) for name, prop in props.items()}
+    results = {name: extractor.extract(name, prop) for name, prop in props.items()}
+    if unread:  # what was not found may be on a page that could not be read
+        for name, result in results.items():
+            if result.value is None:
+                results[name] = dataclasses.replace(
+                    result, reasoning=f"{result.reasoning} {unread}"
+                )
+    return results
 
 
 def _collect_owners(props: dict[str, Any], owners: dict[tuple[str, ...], str]) -> None:

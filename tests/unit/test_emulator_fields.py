@@ -296,7 +296,10 @@ def test_nested_object_collects_its_parts() -> None:
 
 
 def test_document_without_text_layer_finds_nothing() -> None:
-    blank = Document((), 1, False)
+    blank = Document((Page(0, 612.0, 792.0, ()),), 1, False)
     results = extract_fields({"properties": {"a": {"type": "string"}, "b": DOC_TYPE}}, blank)
     assert [(r.value, r.score, r.citations) for r in results.values()] == [(None, 1, [])] * 2
-    assert "no text layer" in results["a"].reasoning
+    assert results["a"].reasoning == (
+        "Page 1 has no text layer (a scan or image?): the emulator does no OCR, "
+        "so nothing could be read."
+    )
