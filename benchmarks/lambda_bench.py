@@ -486,7 +486,11 @@ def run_memory(report: Report, work: Path) -> dict[str, list[MemoryRun]]:
             Bucket=bucket, Key="schemas/bench200.json", Body=json.dumps(schema_for(200)).encode()
         )
         ddb = aws["dynamodb"]
-        for table, key in (("bench-results", "document_id"), ("bench-idempotency", "id")):
+        for table, key in (
+            ("bench-results", "document_id"),
+            ("bench-idempotency", "id"),
+            ("bench-usage", "period"),
+        ):
             ddb.create_table(
                 TableName=table,
                 BillingMode="PAY_PER_REQUEST",
@@ -513,6 +517,7 @@ def run_memory(report: Report, work: Path) -> dict[str, list[MemoryRun]]:
             "DATALAB_API_KEY_SECRET_ARN": secret,
             "STATE_MACHINE_ARN": machine,
             "IDEMPOTENCY_TABLE": "bench-idempotency",
+            "USAGE_TABLE": "bench-usage",
             "POWERTOOLS_LOG_LEVEL": "WARNING",
             "POWERTOOLS_METRICS_DISABLED": "true",
         }

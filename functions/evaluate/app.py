@@ -27,6 +27,7 @@ def lambda_handler(event: WorkflowState, context: LambdaContext) -> Summary:
         results=runtime.results_table(settings.results_table),
         review_queue=runtime.review_queue(settings.review_queue_url),
         settings=settings,
+        spending=runtime.usage_table(settings.usage_table),
     )
     name = (
         "DocumentsFailed"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
+from doctriage_core.domain.budget import Budget
 from doctriage_core.errors import ConfigError
 
 __all__ = [
@@ -41,7 +42,10 @@ class SubmitSettings:
     intake_queue_url: str
     state_machine_arn: str
     idempotency_table: str
+    usage_table: str
     datalab: DatalabSettings
+    # The spend guard (DailyPageBudget, MonthlyBudgetCents); off when neither is set.
+    budget: Budget = field(default_factory=Budget)
     human_review_threshold: float = 0.85
     # The lowest review threshold an upload's metadata may ask for (MinimumUploadThreshold).
     minimum_upload_threshold: float = 0.0
@@ -69,6 +73,7 @@ class EvaluateSettings:
     documents_bucket: str
     results_table: str
     review_queue_url: str
+    usage_table: str
     human_review_threshold: float = 0.85
 
 
@@ -90,6 +95,16 @@ def _number(name: str, default: float, *, low: float, high: float = math.inf) ->
     if not (low <= value <= high):
         raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
     return value
+
+
+def _budget_limit(name: str) -> int | None:
+    """A budget parameter: empty (no limit) or a whole number of at least 1."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}={raw!r} must be empty (no limit) or a whole number >= 1")
+    return int(raw)
 
 
 def _datalab() -> DatalabSettings:
@@ -127,7 +142,12 @@ def submit_settings() -> SubmitSettings:
         # Required: idempotency never switches itself off. Tests that want it off say so with
         # powertools' POWERTOOLS_IDEMPOTENCY_DISABLED=true.
         idempotency_table=_required("IDEMPOTENCY_TABLE"),
+        usage_table=_required("USAGE_TABLE"),
         datalab=_datalab(),
+        budget=Budget(
+            daily_pages=_budget_limit("DAILY_PAGE_BUDGET"),
+            monthly_cents=_budget_limit("MONTHLY_BUDGET_CENTS"),
+        ),
         human_review_threshold=human_review_threshold,
         minimum_upload_threshold=minimum_upload_threshold,
         max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
@@ -153,6 +173,7 @@ def evaluate_settings() -> EvaluateSettings:
         documents_bucket=_required("DOCUMENTS_BUCKET"),
         results_table=_required("RESULTS_TABLE"),
         review_queue_url=_required("REVIEW_QUEUE_URL"),
+        usage_table=_required("USAGE_TABLE"),
         human_review_threshold=_review_threshold(),
     )
 

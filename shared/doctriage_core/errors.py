@@ -201,6 +201,18 @@ class MalformedMessage(ValueError):
     """An intake message that is not an S3 event notification: no retry can fix it (to the DLQ)."""
 
 
+class HeldForBudget(RuntimeError):
+    """The spend guard (DailyPageBudget, MonthlyBudgetCents) holds the upload: nothing is sent.
+
+    Not a failure and never recorded: intake keeps the message on the intake queue and looks
+    again after ``retry_after`` seconds, however long the budget stays spent.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 _BASES = (DoctriageError, TransientError, PermanentError)
 
 
@@ -219,4 +231,4 @@ def _concrete(base: type[DoctriageError]) -> tuple[type[DoctriageError], ...]:
 TRANSIENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(TransientError)
 PERMANENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(PermanentError)
 # Errors for the operator or the DLQ, not a document's state: the third and last registry.
-OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, MalformedMessage)
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, MalformedMessage, HeldForBudget)

@@ -33,6 +33,14 @@ class Results(Protocol):
     def get(self, document_id: str) -> dict[str, Any] | None: ...
 
 
+class Spending(Protocol):
+    """What Datalab has been paid, per UTC day and month (``domain/budget.py``'s periods)."""
+
+    def spent(self, day: str, month: str) -> tuple[int, float]: ...  # (pages today, cents)
+    def add(self, document_id: str, day: str, month: str, *, pages: int, cents: float) -> None:
+        """Count one document once (a repeated call for the same document counts nothing)."""
+
+
 class Queue(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
 

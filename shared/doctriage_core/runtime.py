@@ -24,6 +24,7 @@ from doctriage_core.adapters.aws import (
     IntakeQueue,
     ResultsTable,
     ReviewQueue,
+    UsageTable,
     Workflows,
 )
 from doctriage_core.config import (
@@ -51,6 +52,7 @@ __all__ = [
     "review_queue",
     "submit_settings",
     "submit_step",
+    "usage_table",
     "workflows",
 ]
 
@@ -82,6 +84,7 @@ results_table = _OnePerName(ResultsTable)
 review_queue = _OnePerName(ReviewQueue)
 intake_queue = _OnePerName(IntakeQueue)
 workflows = _OnePerName(Workflows)
+usage_table = _OnePerName(UsageTable)
 
 _clients: dict[tuple[str, str, float], DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
@@ -133,6 +136,7 @@ def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], Submi
             results=results_table(settings.results_table),
             review_queue=review_queue(settings.review_queue_url),
             workflows=workflows(settings.state_machine_arn),
+            spending=usage_table(settings.usage_table),
             settings=settings,
         )
 
@@ -142,7 +146,14 @@ def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], Submi
 def reset() -> None:
     """Forget every cached setting, adapter and client (the local stack calls this between runs)."""
     config.clear()
-    for factory in (document_store, results_table, review_queue, intake_queue, workflows):
+    for factory in (
+        document_store,
+        results_table,
+        review_queue,
+        intake_queue,
+        workflows,
+        usage_table,
+    ):
         factory.cache_clear()
     for client in _clients.values():
         client.close()

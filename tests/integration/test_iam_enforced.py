@@ -117,6 +117,11 @@ LARGE_RECORD_TEST = (
     "::test_a_500_row_table_keeps_its_cells_in_s3_beside_the_raw_result"
 )
 
+SPEND_GUARD_TEST = (
+    "tests/integration/test_spend_guard.py"
+    "::test_over_the_daily_budget_an_upload_waits_unsent_until_the_budget_is_raised"
+)
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -128,6 +133,8 @@ LARGE_RECORD_TEST = (
         ("PollRole", "DatalabKey", RAW_RESULT_TEST),
         ("EvaluateRole", "ReadResultsAndSchemas", RAW_RESULT_TEST),
         ("EvaluateRole", "KeepCellsApart", LARGE_RECORD_TEST),
+        ("SubmitRole", "ReadSpending", SPEND_GUARD_TEST),
+        ("EvaluateRole", "CountSpending", SPEND_GUARD_TEST),
     ],
 )
 def test_removing_a_statement_fails_the_pipeline_test_that_needs_it(tmp_path, role, sid, test):

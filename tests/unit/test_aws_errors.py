@@ -13,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from doctriage_core import errors
@@ -54,11 +53,13 @@ def test_an_execution_that_does_not_exist_is_an_answer_not_an_error() -> None:
         assert Workflows(MACHINE, client).exists("doc-1") is False
 
 
-def test_access_denied_is_not_dressed_up_as_transient() -> None:
+def test_access_denied_is_a_configuration_error_not_a_transient_one() -> None:
+    # A role short of a permission: an operator must fix it (submit records the document as
+    # failed with reason "configuration"); retrying it would only fill the DLQ.
     client = _client("stepfunctions")
     with Stubber(client) as stub:
         stub.add_client_error("start_execution", "AccessDeniedException", http_status_code=400)
-        with pytest.raises(ClientError, match="AccessDeniedException"):
+        with pytest.raises(errors.ConfigError, match=r"access denied \(AccessDeniedException\)"):
             Workflows(MACHINE, client).start("doc-1", {})
 
 

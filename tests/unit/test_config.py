@@ -19,6 +19,7 @@ REQUIRED = {
     "INTAKE_QUEUE_URL": "https://sqs.local/intake",
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:1:stateMachine:sm",
     "IDEMPOTENCY_TABLE": "idempotency",
+    "USAGE_TABLE": "usage",
 }
 
 

@@ -12,6 +12,7 @@ from doctriage_core import errors
 from doctriage_core.config import SubmitSettings
 from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.poll_policy import redelivery_delay_seconds
+from doctriage_core.domain.timeline import iso_utc
 from doctriage_core.workflow.intake import Intake, is_last_delivery, parse_message
 from tests.unit.test_workflow import make_settings
 
@@ -286,3 +287,40 @@ def test_a_sent_again_message_carries_its_first_copys_time_through_lambdas_event
     intake.handle_record(record)
     [(_, _, first_sent)] = redeliveries.sent
     assert first_sent == T_FIRST
+
+
+# ------------------------------------------------------------------ spend guard
+
+
+def _held() -> errors.HeldForBudget:
+    return errors.HeldForBudget("today's Datalab pages are spent", retry_after=600)
+
+
+def test_an_upload_held_for_the_budget_waits_on_the_queue_and_is_not_failed() -> None:
+    submit = FakeSubmit(_held())
+    intake, redeliveries, counted = _intake(submit, max_receives=3)
+    with pytest.raises(errors.HeldForBudget):
+        intake.handle(_body(_record("incoming/invoice/a.pdf")), receive_count=1, receipt_handle="r")
+    assert redeliveries.delays == [("r", 600)]  # looks again in 10 min, not the visibility timeout
+    assert redeliveries.sent == []
+    assert counted == ["UploadsHeldForBudget"]
+
+
+def test_held_past_the_retry_window_on_its_last_delivery_it_is_sent_again_never_failed() -> None:
+    # GIVEN an upload held for days: its last delivery, long past the retry window
+    submit = FakeSubmit(_held())
+    intake, redeliveries, counted = _intake(submit, max_receives=3, retry_window_seconds=3600)
+    later = T_FIRST_EPOCH + 5 * 86400
+    # WHEN it is handled THEN it is not recorded (no exception, no failure), but sent again with
+    # a fresh first-sent time: waiting for the budget does not use up the retry window
+    intake.handle(
+        _body(_record("incoming/invoice/a.pdf")),
+        receive_count=3,
+        receipt_handle="r",
+        first_sent=T_FIRST,
+        now=lambda: later,
+    )
+    [(_, delay, first_sent)] = redeliveries.sent
+    assert delay == 600
+    assert first_sent == iso_utc(later)
+    assert counted == ["UploadsHeldForBudget"]

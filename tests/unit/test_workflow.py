@@ -18,6 +18,7 @@ import pytest
 
 from doctriage_core import errors
 from doctriage_core.config import DatalabSettings, EvaluateSettings, PollSettings, SubmitSettings
+from doctriage_core.domain.budget import RECHECK_SECONDS, Budget
 from doctriage_core.domain.documents import (
     MAX_FILE_BYTES,
     cells_key_for,
@@ -52,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "intake_queue_url": "https://sqs.local/intake",
     "state_machine_arn": "arn:aws:states:us-east-1:1:stateMachine:sm",
     "idempotency_table": "idempotency",
+    "usage_table": "usage",
     "datalab": DatalabSettings(
         api_url="https://www.datalab.to",
         api_key_secret_arn="arn:aws:secretsmanager:us-east-1:1:secret:k",
@@ -818,7 +820,9 @@ def _env(*, datalab: FakeDatalab | None = None, existing: set[str] | None = None
     return Env(store, datalab or FakeDatalab(), FakeResults(), FakeQueue(), FakeWorkflows(existing))
 
 
-def _submit(env: Env, key: str, *, receive_count: int = 1, **settings: Any) -> Any:
+def _submit(
+    env: Env, key: str, *, receive_count: int = 1, spending: Any = None, **settings: Any
+) -> Any:
     def factory() -> FakeDatalab:
         env.factory_calls += 1
         return env.datalab
@@ -834,6 +838,7 @@ def _submit(env: Env, key: str, *, receive_count: int = 1, **settings: Any) -> A
         review_queue=env.queue,
         workflows=env.workflows,
         settings=submit_settings,
+        spending=spending,
         now=Clock(T0),
         rng=random.Random(3),
     )
@@ -1466,3 +1471,88 @@ def test_a_record_that_fits_keeps_its_cells_in_the_record() -> None:
     assert "cells" not in record
     assert len(record["fields"]["line_items"]["items"]) == 20
     assert [k for k, _ in env.store.puts if k.endswith("cells.json")] == []
+
+
+# ------------------------------------------------------------------ spend guard
+
+
+class FakeSpending:
+    def __init__(self, pages: int = 0, cents: float = 0.0) -> None:
+        self.pages, self.cents = pages, cents
+        self.reads: list[tuple[str, str]] = []
+        self.added: list[tuple[str, str, str, int, float]] = []
+
+    def spent(self, day: str, month: str) -> tuple[int, float]:
+        self.reads.append((day, month))
+        return self.pages, self.cents
+
+    def add(self, document_id: str, day: str, month: str, *, pages: int, cents: float) -> None:
+        self.added.append((document_id, day, month, pages, cents))
+
+
+def test_over_the_daily_page_budget_nothing_is_sent_and_nothing_is_recorded() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    spending = FakeSpending(pages=100)
+    with pytest.raises(errors.HeldForBudget, match="DailyPageBudget 100") as held:
+        _submit(env, "incoming/invoice/a.pdf", spending=spending, budget=Budget(daily_pages=100))
+    assert 1 <= held.value.retry_after <= RECHECK_SECONDS
+    assert env.datalab.submitted == []
+    assert env.workflows.started == []
+    assert env.results.items == {}
+    assert spending.reads == [("day#2025-06-15", "month#2025-06")]  # T0's UTC day and month
+
+
+def test_over_the_monthly_cents_budget_nothing_is_sent() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    with pytest.raises(errors.HeldForBudget, match="MonthlyBudgetCents 500"):
+        _submit(
+            env,
+            "incoming/invoice/a.pdf",
+            spending=FakeSpending(pages=1, cents=500.0),
+            budget=Budget(daily_pages=1000, monthly_cents=500),
+        )
+    assert env.datalab.submitted == []
+
+
+def test_under_the_budget_the_upload_is_sent() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    outcome = _submit(
+        env,
+        "incoming/invoice/a.pdf",
+        spending=FakeSpending(pages=99, cents=499.0),
+        budget=Budget(daily_pages=100, monthly_cents=500),
+    )
+    assert outcome.outcome == "started"
+    assert len(env.datalab.submitted) == 1
+
+
+def test_without_a_budget_spending_is_not_even_read() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    spending = FakeSpending(pages=10**9)
+    assert _submit(env, "incoming/invoice/a.pdf", spending=spending).outcome == "started"
+    assert spending.reads == []
+
+
+def test_a_records_pages_and_cents_are_counted_by_document_before_it_is_stored() -> None:
+    # Counted by document id (the usage table counts an id once: test_usage_table.py) and before
+    # the write, so a retry after a failed write cannot lose the count.
+    env = _eval_env(BILLED)
+    spending = FakeSpending()
+    state = _ready_state()
+    state["poll"]["cost_cents"] = 2.0
+    for _ in range(2):  # a retried evaluate stores the same record again
+        evaluate_document(
+            state,  # type: ignore[arg-type]
+            store=env.store,
+            results=env.results,
+            review_queue=env.queue,
+            settings=make_settings(EvaluateSettings),
+            spending=spending,
+            now=Clock(T0 + 60),
+        )
+    assert spending.added == [("doc-1", "day#2025-06-15", "month#2025-06", 2, 2.0)] * 2
+    assert env.results.put_calls == 2

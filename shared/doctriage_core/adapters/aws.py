@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from doctriage_core.domain.documents import FIRST_SENT_ATTRIBUTE as FIRST_SENT
 from doctriage_core.errors import (
     AwsUnavailable,
+    ConfigError,
     DoctriageError,
     InvalidDocument,
     S3AccessDenied,
@@ -96,8 +98,14 @@ _AWS_TRANSIENT = {
 }
 
 
+# A role without the permission, as DynamoDB, SQS and Step Functions say it.
+_AWS_ACCESS_DENIED = {"AccessDeniedException", "AccessDenied", "403"}
+
+
 def _transient_aws_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Raise AwsUnavailable for what is worth asking again later; anything else as it came."""
+    """Raise AwsUnavailable for what is worth asking again later, ConfigError for a role short
+    of a permission (an operator must fix it: the document is recorded as failed with reason
+    ``configuration``, not left to cycle into a DLQ); anything else as it came."""
 
     @functools.wraps(method)
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -105,8 +113,14 @@ def _transient_aws_errors(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
         except ClientError as exc:
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-            if _error_code(exc) in _AWS_TRANSIENT or status >= 500:
+            code = _error_code(exc)
+            if code in _AWS_TRANSIENT or status >= 500:
                 raise AwsUnavailable(f"{type(self).__name__}.{method.__name__}: {exc}") from exc
+            if code in _AWS_ACCESS_DENIED:
+                raise ConfigError(
+                    f"{type(self).__name__}.{method.__name__}: access denied ({code}): the "
+                    f"function's role lacks the permission (template.yaml). {exc}"
+                ) from exc
             raise
         except BotoCoreError as exc:
             raise AwsUnavailable(f"{type(self).__name__}.{method.__name__}: {exc}") from exc
@@ -289,6 +303,65 @@ class ResultsTable:
         if self.get(document_id) is None:
             raise LookupError(f"no record for document {document_id}")
         return False
+
+
+class UsageTable:
+    """Pages and cents Datalab charged: one counter item per period (``day#…``, ``month#…``) and
+    a marker per counted document (``document#<id>``, expiring) that makes counting idempotent."""
+
+    # Long past any retry of the evaluate step that counts a document.
+    MARKER_DAYS = 40
+
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    @_transient_aws_errors
+    def spent(self, day: str, month: str) -> tuple[int, float]:
+        today: dict[str, Any] = self._table.get_item(Key={"period": day}, ConsistentRead=True).get(
+            "Item", {}
+        )
+        this_month: dict[str, Any] = self._table.get_item(
+            Key={"period": month}, ConsistentRead=True
+        ).get("Item", {})
+        return int(today.get("pages", 0)), float(this_month.get("cents", 0))
+
+    @_transient_aws_errors
+    def add(self, document_id: str, day: str, month: str, *, pages: int, cents: float) -> None:
+        """Count one document in its day and month, once: a second call for it changes nothing."""
+        name = self._table.name
+        expires = int(time.time()) + self.MARKER_DAYS * 86400
+        counters: dict[str, Any] = {
+            "UpdateExpression": "ADD pages :pages, cents :cents, documents :one",
+            "ExpressionAttributeValues": {
+                ":pages": pages,
+                ":cents": Decimal(str(float(cents))),
+                ":one": 1,
+            },
+        }
+        marker: dict[str, Any] = {"period": f"document#{document_id}", "expires_at": expires}
+        client: Any = self._table.meta.client
+        try:
+            # The resource's client takes plain values (boto3 types them, as for the table).
+            client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": name,
+                            "Item": marker,
+                            "ConditionExpression": "attribute_not_exists(period)",
+                        }
+                    },
+                    {"Update": {"TableName": name, "Key": {"period": day}, **counters}},
+                    {"Update": {"TableName": name, "Key": {"period": month}, **counters}},
+                ]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or [{}]
+            if _error_code(exc) == "TransactionCanceledException" and (
+                reasons[0].get("Code") == "ConditionalCheckFailed"
+            ):
+                return  # counted before
+            raise
 
 
 class ReviewQueue:

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from doctriage_core import errors
 from doctriage_core.config import EvaluateSettings
+from doctriage_core.domain.budget import Periods
 from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import evaluate_extraction
 from doctriage_core.domain.records import (
@@ -25,7 +26,7 @@ from doctriage_core.domain.records import (
 )
 from doctriage_core.domain.schemas import document_threshold, load_schema
 from doctriage_core.domain.timeline import iso_utc
-from doctriage_core.ports import Queue, Results, Store
+from doctriage_core.ports import Queue, Results, Spending, Store
 from doctriage_core.workflow.state import WorkflowState, describe_failure, latest_request
 
 
@@ -39,12 +40,39 @@ class Summary(TypedDict):
     cost_cents: float | None
 
 
-def store_record(record: dict[str, Any], results: Results, review_queue: Queue) -> dict[str, Any]:
-    """Write once, deliver at least once: a retry re-sends the stored record, never a new one."""
+def store_record(
+    record: dict[str, Any],
+    results: Results,
+    review_queue: Queue,
+    spending: Spending | None = None,
+    now: Callable[[], float] = time.time,
+) -> dict[str, Any]:
+    """Write once, deliver at least once: a retry re-sends the stored record, never a new one.
+
+    What Datalab charged is added to ``spending`` (the spend guard's counters) first: counting
+    is idempotent per document, so a retry after a failed write neither loses nor doubles it.
+    """
+    if spending is not None:
+        _count_spending(record, spending, now())
     _, stored = results.put_once(record)
     if stored["review_status"] == "needs_review":
         review_queue.send(review_message(stored))
     return stored
+
+
+def _count_spending(record: dict[str, Any], spending: Spending, now: float) -> None:
+    datalab = record.get("datalab") or {}
+    pages, cents = datalab.get("page_count"), datalab.get("cost_cents")
+    if pages is None and cents is None:
+        return
+    periods = Periods.at(now)
+    spending.add(
+        record["document_id"],
+        periods.day,
+        periods.month,
+        pages=int(pages or 0),
+        cents=float(cents or 0),
+    )
 
 
 def fail_document(
@@ -75,6 +103,7 @@ def evaluate_document(
     results: Results,
     review_queue: Queue,
     settings: EvaluateSettings,
+    spending: Spending | None = None,
     now: Callable[[], float] = time.time,
 ) -> Summary:
     """Score the stored result, write the record once, queue it for review when it needs one.
@@ -82,7 +111,8 @@ def evaluate_document(
     With ``failure`` in the state (the failure path's Catch), record the document as failed.
     """
     if "failure" in state:
-        return _record_failure(state, store, results, review_queue, settings, iso_utc(now()))
+        failed = _record_failure(state, store, settings, iso_utc(now()))
+        return summary(store_record(failed, results, review_queue, spending, now))
     document = DocumentRef.from_state(state["document"])
     poll = state["poll"]
     raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))
@@ -115,7 +145,7 @@ def evaluate_document(
     if cells is not None:
         # Before the record: a stored record never points at cells that are not there yet.
         store.put_json(record["cells"]["key"], json.dumps(cells).encode())
-    return summary(store_record(record, results, review_queue))
+    return summary(store_record(record, results, review_queue, spending, now))
 
 
 def _failure_reason(error_name: str) -> str:
@@ -128,14 +158,9 @@ def _failure_reason(error_name: str) -> str:
 
 
 def _record_failure(
-    state: WorkflowState,
-    store: Store,
-    results: Results,
-    review_queue: Queue,
-    settings: EvaluateSettings,
-    completed_at: str,
-) -> Summary:
-    """The state machine caught an error: record the document as failed with the reason."""
+    state: WorkflowState, store: Store, settings: EvaluateSettings, completed_at: str
+) -> dict[str, Any]:
+    """The state machine caught an error: the document's failed record, with the reason."""
     document = DocumentRef.from_state(state["document"])
     error_name, message = describe_failure(state["failure"])
     threshold = settings.human_review_threshold
@@ -164,7 +189,7 @@ def _record_failure(
         submitted_at=state.get("submitted_at"),
         completed_at=completed_at,
     )
-    return summary(store_record(record, results, review_queue))
+    return record
 
 
 def summary(record: dict[str, Any]) -> Summary:

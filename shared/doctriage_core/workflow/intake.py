@@ -175,6 +175,7 @@ METRICS = {
     "test_event": "TestEventsSkipped",
     "folder_marker": "FolderMarkersSkipped",
     "sent_again": "UploadsSentAgain",
+    "held_for_budget": "UploadsHeldForBudget",
 }
 
 
@@ -248,20 +249,43 @@ class Intake:
         first_sent = first_sent or iso_utc(now())
         # Only past the retry window does the last delivery record a transient failure.
         give_up = last and self._timeline.seconds_since(first_sent, now()) >= self._retry_window
+        held, send_again = self._submit_all(
+            message.uploads, receive_count, last, give_up, receipt_handle
+        )
+        if held is not None:
+            # A fresh first_sent: waiting for the budget does not use up the retry window.
+            delay = self._timeline.wall_seconds(held.retry_after)
+            self._redeliveries.send_again(body, delay_seconds=delay, first_sent=iso_utc(now()))
+        elif send_again is not None:
+            self._send_again(body, first_sent, receive_count, send_again)
+
+    def _submit_all(
+        self,
+        uploads: list[Upload],
+        receive_count: int,
+        last: bool,
+        give_up: bool,
+        receipt_handle: str,
+    ) -> tuple[errors.HeldForBudget | None, errors.TransientError | None]:
+        """Submit each upload; on the last delivery, what held or failed them (to send again)."""
+        held: errors.HeldForBudget | None = None
         send_again: errors.TransientError | None = None
-        for upload in message.uploads:
+        for upload in uploads:
             if upload.is_folder_marker():
                 self._log.info("skipping folder marker (not a document)", key=upload.raw_key)
                 self._count("folder_marker")
                 continue
             try:
                 self._submit_one(upload, receive_count, last, give_up, receipt_handle)
+            except errors.HeldForBudget as exc:
+                if not last:
+                    raise
+                held = exc  # never given up on: held, not failing
             except errors.TransientError as exc:
                 if not last or give_up:
                     raise
                 send_again = exc  # the others of this message still get their turn
-        if send_again is not None:
-            self._send_again(body, first_sent, receive_count, send_again)
+        return held, send_again
 
     def _send_again(
         self, body: str, first_sent: str, receive_count: int, exc: errors.TransientError
@@ -290,6 +314,17 @@ class Intake:
                     "deferred: Datalab rate-limited this batch", retry_after=self._retry_after
                 )
             outcome = self._submit(document, give_up)
+        except errors.HeldForBudget as exc:
+            self._log.warning(
+                "upload held: the Datalab budget is spent; nothing was sent",
+                reason=str(exc),
+                key=upload.raw_key,
+                next_look_in_seconds=round(exc.retry_after),
+            )
+            self._count("held_for_budget")
+            if not last:
+                self._redeliver(receipt_handle, exc.retry_after)
+            raise
         except errors.TransientError as exc:
             if isinstance(exc, errors.DatalabRateLimited):
                 self._throttled, self._retry_after = True, exc.retry_after

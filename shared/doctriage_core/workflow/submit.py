@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from doctriage_core import errors
 from doctriage_core.config import SubmitSettings
+from doctriage_core.domain.budget import Budget, Periods, Spent, over_budget, seconds_until_recheck
 from doctriage_core.domain.documents import (
     SNIFF_BYTES,
     UPLOAD_THRESHOLD_METADATA,
@@ -29,7 +30,7 @@ from doctriage_core.domain.documents import (
 from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
 from doctriage_core.domain.schemas import document_threshold, load_schema, parse_threshold
 from doctriage_core.domain.timeline import iso_utc
-from doctriage_core.ports import Datalab, Queue, Results, Starter, Store, SubmissionLike
+from doctriage_core.ports import Datalab, Queue, Results, Spending, Starter, Store, SubmissionLike
 from doctriage_core.workflow.finish import fail_document
 from doctriage_core.workflow.state import WorkflowInput
 
@@ -101,6 +102,14 @@ def _upload_threshold(metadata: dict[str, str], settings: SubmitSettings) -> flo
     return threshold
 
 
+def _check_budget(budget: Budget, spending: Spending, now: float) -> None:
+    periods = Periods.at(now)
+    pages, cents = spending.spent(periods.day, periods.month)
+    held = over_budget(budget, Spent(pages_today=pages, cents_this_month=cents))
+    if held is not None:
+        raise errors.HeldForBudget(held, retry_after=seconds_until_recheck(now))
+
+
 def submit_upload(
     document: DocumentRef,
     *,
@@ -111,6 +120,7 @@ def submit_upload(
     review_queue: Queue,
     workflows: Starter,
     settings: SubmitSettings,
+    spending: Spending | None = None,
     now: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> SubmitOutcome:
@@ -118,6 +128,8 @@ def submit_upload(
 
     Transient errors propagate (the message is redelivered) unless this is the last delivery
     the queue allows: that one records the document as failed instead of losing it to the DLQ.
+    Over the spend guard's budget (``spending`` and ``settings.budget``) nothing is sent:
+    HeldForBudget propagates, and intake keeps the message.
     """
     threshold = settings.human_review_threshold
     try:
@@ -145,6 +157,8 @@ def submit_upload(
             default_threshold=settings.human_review_threshold,
             upload_threshold=upload_threshold,
         )
+        if spending is not None and settings.budget.enabled:
+            _check_budget(settings.budget, spending, now())
         submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
     except errors.ConfigError as exc:
         # A setting no document can succeed without (the Datalab URL or key): recorded as failed
