@@ -72,7 +72,8 @@ def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
     assert status == 0
     assert "auto" in out
     assert "needs_review" in out
-    assert "review queue: 1 message(s)" in out
+    assert "review queue: 2 message(s)" in out
+    assert "check  total_matches_lines: computed 307.8, expected 317.8 (tolerance 0.01)" in out
     assert "missing_field:due_date" in out
     assert "page 1 at x=" in out  # a box a reviewer can find
 
