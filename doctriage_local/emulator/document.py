@@ -2,7 +2,8 @@
 
 Coordinates follow marker: PDF points with the origin at the page's top-left corner, boxes as
 ``[x0, y0, x1, y1]``. Block ids are ``/page/{page}/{BlockType}/{n}`` with the original 0-based page
-index. Files that are not PDFs have no text layer here (the emulator does no OCR).
+index; a line's text segments are its ``Span`` children. Files that are not PDFs have no text
+layer here (the emulator does no OCR).
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 A value is found through a label printed beside it ("Invoice Number: INV-1042", or label and value
 in separate columns of one line) that matches the property's name, title or description. Arrays of
-objects are read from a table whose header names the item properties. Enum properties without a
-label are classified from the words the document uses (its title first). Scores follow Datalab's
-rubric: 5 a clear label and a value valid for the schema; 3-4 a loose label or a value that had to
-be rewritten; 2 a value that breaks the schema; 1 nothing found.
+objects are read from a table whose header names the item properties, each cell a result of its
+own citing the Span blocks it was read from (the server sends them in the shape
+``EmulatorConfig.nested_scores`` asks for). Enum properties without a label are classified from
+the words the document uses (its title first). Scores follow Datalab's rubric: 5 a clear label
+(a cell: a clear column header) and a value valid for the schema; 3-4 a loose label or a value
+that had to be rewritten; 2 a value that breaks the schema; 1 nothing found.
 """
 
 from __future__ import annotations
