@@ -40,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--nested-scores",
         choices=NESTED_SCORES,
         default=EmulatorConfig.nested_scores,
-        help="how tables are scored: beside the list (array), in each cell (per_item), or both",
+        help="how tables are scored: beside the list (array), in each cell (per_item), or the "
+        "list and every other row's cells (mixed)",
     )
     args = parser.parse_args(argv)
     config = EmulatorConfig(
