@@ -263,8 +263,8 @@ class DatalabEmulator:
             doc = read_document(filename, content, pages, max_pages)
         except DocumentError as exc:
             doc, error = Document(pages=(), page_count=0, has_text_layer=False), str(exc)
-        drop_row = "drop_row" in faults
-        fields = extract_fields(schema, doc, drop_row=drop_row) if error is None else {}
+        dropping = "drop_row" in faults
+        fields = extract_fields(schema, doc, drop_row=dropping) if error is None else {}
         output = render(doc, output_format)
         if output_format == "json" and self.config.result_padding_bytes > 0:
             output = pad_metadata(output, self.config.result_padding_bytes)
