@@ -9,6 +9,8 @@ read the values printed on it. What each one is for:
   invoice/umbrella-invoice-2207.pdf    two pages, line items and totals on p. 2 -> auto
   invoice/globex-invoice-smudged.pdf   no due date, invoice number breaks the pattern,
                                        total under a loose label               -> needs_review
+  invoice/initech-invoice-3318.pdf     clean, but the printed total is 10.00 more than its
+                                       lines and tax add up to (x-checks)      -> needs_review
   receipt/corner-cafe-receipt.pdf      a clean receipt                          -> auto
 """
 
@@ -71,6 +73,7 @@ INVOICE_SCHEMA: dict[str, Any] = {
         "line_items": {
             "type": "array",
             "description": "One entry per row of the items table",
+            "minItems": 1,
             "items": {
                 "type": "object",
                 "properties": {
@@ -101,6 +104,14 @@ INVOICE_SCHEMA: dict[str, Any] = {
         "currency",
         "line_items",
         "total_amount",
+    ],
+    "x-checks": [
+        {
+            "name": "total_matches_lines",
+            "sum": ["line_items[].amount", "tax_amount"],
+            "equals": "total_amount",
+            "tolerance": 0.01,
+        }
     ],
 }
 
@@ -319,6 +330,35 @@ def globex_invoice() -> bytes:
     return s.bytes()
 
 
+def initech_invoice() -> bytes:
+    s = Sheet("Initech invoice INV-3318")
+    s.page()
+    s.text(50, 48, "INVOICE", size=24, bold=True)
+    y = s.fields(
+        50,
+        100,
+        [
+            ("Vendor:", "Initech LLC"),
+            ("Invoice Number:", "INV-3318"),
+            ("Invoice Date:", "2024-08-12"),
+            ("Due Date:", "2024-09-11"),
+            ("Bill To:", "Globex Corporation"),
+            ("Currency:", "USD"),
+        ],
+    )
+    # The lines and tax come to 307.80; the total printed is 317.80.
+    items_and_totals(
+        s,
+        y + 30,
+        [
+            ("Printer maintenance", "2", "120.00", "240.00"),
+            ("Stapler replacement", "3", "15.00", "45.00"),
+        ],
+        [("Subtotal:", "285.00"), ("Tax:", "22.80"), ("Total Due:", "$317.80")],
+    )
+    return s.bytes()
+
+
 def corner_cafe_receipt() -> bytes:
     s = Sheet("Corner Cafe receipt R-20931", size=RECEIPT_PAGE)
     s.page()
@@ -353,6 +393,7 @@ def write(out: Path) -> list[Path]:
         "invoice/acme-invoice-1042.pdf": acme_invoice(),
         "invoice/umbrella-invoice-2207.pdf": umbrella_invoice(),
         "invoice/globex-invoice-smudged.pdf": globex_invoice(),
+        "invoice/initech-invoice-3318.pdf": initech_invoice(),
         "receipt/corner-cafe-receipt.pdf": corner_cafe_receipt(),
         "schemas/invoice.json": (json.dumps(INVOICE_SCHEMA, indent=2) + "\n").encode(),
         "schemas/receipt.json": (json.dumps(RECEIPT_SCHEMA, indent=2) + "\n").encode(),

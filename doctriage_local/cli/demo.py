@@ -94,6 +94,12 @@ def _print_review_message(message: dict[str, Any]) -> None:
         )
         if field.get("reasoning"):
             print(f"           {field['reasoning']}")
+    for check in message.get("checks") or ():
+        if check["passed"] is False:
+            print(
+                f"    check  {check['name']}: computed {check['computed']:g}, "
+                f"expected {check['expected']:g} (tolerance {check['tolerance']:g})"
+            )
     if message.get("error"):
         print(f"    error  {message['error']['type']}: {message['error']['message']}")
 

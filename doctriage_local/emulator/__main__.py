@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from doctriage_local.cli import options
 
-from .config import EmulatorConfig
+from .config import NESTED_SCORES, EmulatorConfig
 from .server import DatalabEmulator
 
 
@@ -36,6 +36,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=EmulatorConfig.max_pages_in_flight,
         help="the team's pages-in-flight limit (0: unlimited)",
     )
+    parser.add_argument(
+        "--nested-scores",
+        choices=NESTED_SCORES,
+        default=EmulatorConfig.nested_scores,
+        help="how tables are scored: beside the list (array), in each cell (per_item), or the "
+        "list and every other row's cells (mixed)",
+    )
     args = parser.parse_args(argv)
     config = EmulatorConfig(
         api_key=args.api_key,
@@ -45,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_concurrent=args.max_concurrent,
         check_host=args.check_host,
         max_pages_in_flight=args.max_pages_in_flight or None,
+        nested_scores=args.nested_scores,
     )
     emulator = DatalabEmulator(config, host=args.host, port=args.port).start()
     stop = threading.Event()

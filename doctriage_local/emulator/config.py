@@ -24,6 +24,8 @@ Fault kinds:
                                          (``/api/v1/extract/<id>``)
   expire                                 404 as soon as the job is complete
   malformed                              extraction_schema_json is not valid JSON
+  drop_row                               the last row of each table is left out, scores as high
+                                         as ever (so only a minItems or x-checks sum catches it)
 Request faults (submit_*, poll_*, auth) fire per matching request; job faults (the rest) are
 fixed when a matching document is submitted (one rule per kind: a job can be pending *and* get
 null placeholders).
@@ -47,6 +49,18 @@ read from the real pages (the extra pages are as good as blank). It lets a test 
 Billing, as Datalab's: ``cost_breakdown.final_cost_cents`` is null on the poll that first
 reports ``complete`` and filled in on every later fetch: ``ceil(pages * cents_per_page)``
 (a throttled or unsuccessful job costs 0).
+
+``nested_scores`` is the shape a table (an array of objects) is scored in; which one Datalab uses
+is not documented (datalab-api.md), so the emulator sends each on demand:
+  array     (default) ``line_items`` holds plain rows, ``line_items_score`` and
+            ``line_items_citations`` (the header and row lines) sit beside it: the one shape
+            Datalab documents (``<field>_score`` for each schema field)
+  per_item  each cell carries its own keys inside its row: ``"amount": 500``,
+            ``"amount_score": {...}``, ``"amount_citations": ["/page/0/Span/7"]``; the list has none
+  mixed     both at once: the list's own keys beside the rows, and cell keys in every other row
+            (the first, third, ...), so some cells are scored and the rest only vouched for
+Cells cite the Span blocks (one per text segment of a line, inside its Line in the ``json`` tree)
+they were read from, so a cell's citation resolves to its own box.
 
 ``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
 tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
@@ -73,9 +87,11 @@ JOB_FAULTS = frozenset(
         "relative_check_url",
         "expire",
         "malformed",
+        "drop_row",
     }
 )
 FAULT_KINDS = SUBMIT_FAULTS | POLL_FAULTS | JOB_FAULTS | {"auth"}
+NESTED_SCORES = ("array", "per_item", "mixed")
 
 
 @dataclass
@@ -103,12 +119,17 @@ class EmulatorConfig:
     # Datalab's published balanced-mode price, $6 per 1,000 pages; a request's charge is rounded
     # up to the cent, and (as Datalab's) is null on the poll that first reports complete.
     cents_per_page: float = 0.6
+    nested_scores: str = "array"  # how tables are scored: one of NESTED_SCORES (module docstring)
 
     def __post_init__(self) -> None:
         if self.max_pages_in_flight is not None and self.max_pages_in_flight < 1:
             raise ValueError("max_pages_in_flight must be >= 1 or None")
         if any(pages < 1 for pages in self.claimed_pages.values()):
             raise ValueError("claimed_pages values must be >= 1")
+        if self.nested_scores not in NESTED_SCORES:
+            raise ValueError(
+                f"unknown nested_scores {self.nested_scores!r}; known: {', '.join(NESTED_SCORES)}"
+            )
 
 
 @dataclass

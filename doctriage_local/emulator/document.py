@@ -3,8 +3,9 @@
 Coordinates follow marker: PDF points with the origin at the page's top-left corner, boxes as
 ``[x0, y0, x1, y1]``. Block ids are ``/page/{page}/{BlockType}/{n}`` with the original 0-based page
 index. Lines are the visual lines rebuilt from pdfium's character boxes, not pdfium's own line
-breaks (those follow the content stream's order). Files that are not PDFs, and pages without a
-text layer, read as nothing (the emulator does no OCR); ``Document.unread_note`` says which.
+breaks (those follow the content stream's order); a line's text segments are its ``Span``
+children. Files that are not PDFs, and pages without a text layer, read as nothing (the emulator
+does no OCR); ``Document.unread_note`` says which.
 """
 
 from __future__ import annotations
@@ -243,19 +244,54 @@ def _polygon(box: Box) -> list[list[float]]:
     return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
 
 
-def _line_block(line: Line) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Span:
+    """One segment of a line as a block of its own: the box a table cell's citation names."""
+
+    id: str
+    text: str
+    bbox: Box
+
+
+def line_spans(doc: Document) -> dict[str, tuple[Span, ...]]:
+    """Line id -> its segments as Span blocks, numbered through each page in reading order
+    (``/page/0/Span/7``, as marker numbers a block type per page); each spans its segment's width
+    and its line's height, so it lies inside the line's box."""
+    spans: dict[str, tuple[Span, ...]] = {}
+    for page in doc.pages:
+        numbers = itertools.count()
+        for line in page.lines:
+            x0, y0, x1, y1 = line.bbox
+            spans[line.id] = tuple(
+                Span(
+                    f"/page/{page.index}/Span/{next(numbers)}",
+                    segment.text,
+                    (max(segment.x0, x0), y0, min(segment.x1, x1), y1),
+                )
+                for segment in line.segments
+            )
+    return spans
+
+
+def _block(block_id: str, block_type: str, text: str, box: Box, children: Any) -> dict[str, Any]:
     return {
-        "id": line.id,
-        "block_type": "Line",
-        "html": html.escape(line.text, quote=False),
-        "polygon": _polygon(line.bbox),
-        "bbox": list(line.bbox),
-        "children": None,
+        "id": block_id,
+        "block_type": block_type,
+        "html": html.escape(text, quote=False),
+        "polygon": _polygon(box),
+        "bbox": list(box),
+        "children": children,
     }
 
 
+def _line_block(line: Line, spans: tuple[Span, ...]) -> dict[str, Any]:
+    children = [_block(s.id, "Span", s.text, s.bbox, None) for s in spans]
+    return _block(line.id, "Line", line.text, line.bbox, children or None)
+
+
 def block_tree(doc: Document) -> dict[str, Any]:
-    """The ``json`` output: Document -> Page -> Line, like marker's JSON renderer."""
+    """The ``json`` output: Document -> Page -> Line -> Span, like marker's JSON renderer."""
+    spans = line_spans(doc)
     pages = []
     for page in doc.pages:
         box = (0.0, 0.0, page.width, page.height)
@@ -266,7 +302,7 @@ def block_tree(doc: Document) -> dict[str, Any]:
                 "html": "".join(f"<content-ref src='{ln.id}'></content-ref>" for ln in page.lines),
                 "polygon": _polygon(box),
                 "bbox": list(box),
-                "children": [_line_block(line) for line in page.lines],
+                "children": [_line_block(line, spans[line.id]) for line in page.lines],
             }
         )
     return {"block_type": "Document", "children": pages, "metadata": {}}
@@ -317,5 +353,10 @@ def render(doc: Document, output_format: str) -> Any:
     if output_format == "html":
         return "".join(f"<p>{html.escape(line.text)}</p>" for line in doc.lines)
     if output_format == "chunks":
-        return {"blocks": [dict(_line_block(line), page=line.page) for line in doc.lines]}
+        spans = line_spans(doc)
+        return {
+            "blocks": [
+                dict(_line_block(line, spans[line.id]), page=line.page) for line in doc.lines
+            ]
+        }
     return "\n\n".join("\n".join(line.text for line in page.lines) for page in doc.pages)

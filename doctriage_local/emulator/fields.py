@@ -2,10 +2,12 @@
 
 A value is found through a label printed beside it ("Invoice Number: INV-1042", or label and value
 in separate columns of one line) that matches the property's name, title or description. Arrays of
-objects are read from a table whose header names the item properties. Enum properties without a
-label are classified from the words the document uses (its title first). Scores follow Datalab's
-rubric: 5 a clear label and a value valid for the schema; 3-4 a loose label or a value that had to
-be rewritten; 2 a value that breaks the schema; 1 nothing found.
+objects are read from a table whose header names the item properties, each cell a result of its
+own citing the Span blocks it was read from (the server sends them in the shape
+``EmulatorConfig.nested_scores`` asks for). Enum properties without a label are classified from
+the words the document uses (its title first). Scores follow Datalab's rubric: 5 a clear label
+(a cell: a clear column header) and a value valid for the schema; 3-4 a loose label or a value
+that had to be rewritten; 2 a value that breaks the schema; 1 nothing found.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .document import Document, Line
+from .document import Document, Line, Span, line_spans
 
 EXACT, PARTIAL, LOOSE = 3, 2, 1
 _LABEL_SCORE = {EXACT: 5, PARTIAL: 4, LOOSE: 3}
@@ -51,6 +53,8 @@ class FieldResult:
     citations: list[str]
     score: int
     reasoning: str
+    # A table: one mapping per row, column -> its cell's own result (citing the cell's Span blocks).
+    cells: list[dict[str, FieldResult]] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,15 +211,21 @@ def candidates(doc: Document) -> Iterator[Candidate]:
                 yield Candidate(" ".join(parts[:k]), " ".join(parts[k:]), line, order)
 
 
-def extract_fields(schema: dict[str, Any], doc: Document) -> dict[str, FieldResult]:
-    """One result per top-level schema property, in schema order."""
+def extract_fields(
+    schema: dict[str, Any], doc: Document, *, drop_row: bool = False
+) -> dict[str, FieldResult]:
+    """One result per top-level schema property, in schema order.
+
+    ``drop_row`` leaves the last row of each table out, as a model that missed one would (the
+    ``drop_row`` fault): nothing in the result says so.
+    """
     props: dict[str, Any] = schema.get("properties", {})
     unread = doc.unread_note()
     if not doc.has_text_layer:
         return {name: FieldResult(None, [], 1, str(unread)) for name in props}
     owners: dict[tuple[str, ...], str] = {}
     _collect_owners(props, owners)
-    extractor = _Extractor(doc, list(candidates(doc)), owners)
+    extractor = _Extractor(doc, list(candidates(doc)), owners, line_spans(doc), drop_row)
     results = {name: extractor.extract(name, prop) for name, prop in props.items()}
     if unread:  # what was not found may be on a page that could not be read
         for name, result in results.items():
@@ -250,6 +260,8 @@ class _Extractor:
     doc: Document
     candidates: list[Candidate]
     owners: dict[tuple[str, ...], str]
+    spans: dict[str, tuple[Span, ...]]
+    drop_row: bool = False
 
     def extract(self, name: str, prop: dict[str, Any]) -> FieldResult:
         kind = schema_type(prop)
@@ -360,6 +372,7 @@ class _Extractor:
         item_props: dict[str, Any] = item_schema.get("properties", {})
         required = set(item_schema.get("required", []))
         rows: list[dict[str, Any]] = []
+        cells: list[dict[str, FieldResult]] = []
         citations: list[str] = []
         notes: list[str] = []
         score, first_header = 5, None
@@ -380,17 +393,25 @@ class _Extractor:
                     score = min(score, 3 if required & set(missing) else 4)
                     notes.append(f"no column for {', '.join(missing)}")
                 i += 1
-                previous = header
+                previous, first_row = header, len(rows)
                 while i < len(lines) and _is_row(lines[i], previous, header):
-                    cells = _assign_cells(lines[i], columns)
-                    if len(cells) < 2:
+                    assigned = _assign_cells(lines[i], columns)
+                    if len(assigned) < 2:
                         break
-                    row, row_score = _read_row(cells, item_props, len(rows) + 1, notes)
+                    spans = self.spans[lines[i].id]
+                    row_spans = {p: [spans[k] for k in ks] for p, ks in assigned.items()}
+                    number = len(rows) + 1
+                    row_cells, row_score = _read_row(
+                        row_spans, columns, item_props, number, _page(lines[i]), notes
+                    )
                     score = min(score, row_score)
-                    rows.append(row)
+                    rows.append({pname: cell.value for pname, cell in row_cells.items()})
+                    cells.append(row_cells)
                     citations.append(lines[i].id)
                     previous = lines[i]
                     i += 1
+                if self.drop_row and len(rows) > first_row:
+                    del rows[-1], cells[-1], citations[-1]
         if first_header is None:
             return None
         header_text = " | ".join(s.text for s in first_header.segments)
@@ -400,7 +421,7 @@ class _Extractor:
         reasoning = f"Found {len(rows)} row(s) under {where}"
         if notes:
             reasoning += "; " + "; ".join(notes)
-        return FieldResult(rows, citations, score, reasoning + ".")
+        return FieldResult(rows, citations, score, reasoning + ".", cells)
 
     def _object(self, name: str, prop: dict[str, Any]) -> FieldResult:
         parts = {k: self.extract(k, p) for k, p in prop["properties"].items()}
@@ -415,20 +436,53 @@ class _Extractor:
 
 
 def _read_row(
-    cells: dict[str, str], item_props: dict[str, Any], number: int, notes: list[str]
-) -> tuple[dict[str, Any], int]:
-    """One table row read by its columns' schemas: (row, score); problems go to ``notes``."""
-    row: dict[str, Any] = {}
+    spans: dict[str, list[Span]],
+    columns: dict[str, tuple[Any, int]],
+    item_props: dict[str, Any],
+    number: int,
+    page: int,
+    notes: list[str],
+) -> tuple[dict[str, FieldResult], int]:
+    """One table row, cell by cell: (column -> cell, the row's part of the table's score).
+
+    The header's label rank counts once, in the table's score; problems go to ``notes``.
+    """
+    cells: dict[str, FieldResult] = {}
     score = 5
     for pname, pschema in item_props.items():
-        value, quality, note = coerce(cells.get(pname, ""), pschema)
-        row[pname] = value
+        cell, quality, note = _read_cell(
+            spans.get(pname, []), columns.get(pname), pschema, number, page
+        )
+        cells[pname] = cell
         if quality == "invalid":
             score = min(score, 2)
-            notes.append(f"row {number} {pname} '{value}': {note}")
+            notes.append(f"row {number} {pname} '{cell.value}': {note}")
         elif quality == "coerced":
             score = min(score, 4)
-    return row, score
+    return cells, score
+
+
+def _read_cell(
+    spans: list[Span], column: tuple[Any, int] | None, prop: dict[str, Any], number: int, page: int
+) -> tuple[FieldResult, str, str]:
+    """(the cell read by its column's schema, citing its Span blocks; quality; note)."""
+    if column is None:
+        return FieldResult(None, [], 1, "The table has no column for it."), "empty", ""
+    head, rank = column
+    text = " ".join(span.text for span in spans)
+    value, quality, note = coerce(text, prop)
+    where = f"under '{head.text}' in row {number} on page {page}"
+    if quality == "empty":
+        return FieldResult(None, [], 1, f"Nothing is printed {where}."), quality, note
+    reasoning = f"Read '{text}' {where}"
+    citations = [span.id for span in spans]
+    if quality == "invalid":
+        return FieldResult(value, citations, 2, f"{reasoning}, but {note}."), quality, note
+    score = _LABEL_SCORE[rank]
+    if quality == "coerced":
+        score = 4 if rank == EXACT else 3
+    reasoning += f"; {note}." if note else "."
+    return FieldResult(value, citations, score, reasoning), quality, note
 
 
 def _table_header(line: Line, item_props: dict[str, Any]) -> dict[str, tuple[Any, int]] | None:
@@ -458,10 +512,10 @@ def _is_row(line: Line, previous: Line, header: Line) -> bool:
     return not (first and first[0] in _TABLE_END)
 
 
-def _assign_cells(line: Line, columns: dict[str, tuple[Any, int]]) -> dict[str, str]:
-    """Put each segment under the header column it overlaps most (or lies nearest to)."""
-    cells: dict[str, list[str]] = {}
-    for segment in line.segments:
+def _assign_cells(line: Line, columns: dict[str, tuple[Any, int]]) -> dict[str, list[int]]:
+    """Put each segment (by index) under the header column it overlaps most (or lies nearest to)."""
+    cells: dict[str, list[int]] = {}
+    for index, segment in enumerate(line.segments):
 
         def fit(item: tuple[str, tuple[Any, int]], seg: Any = segment) -> float:
             head = item[1][0]
@@ -469,5 +523,5 @@ def _assign_cells(line: Line, columns: dict[str, tuple[Any, int]]) -> dict[str, 
             return overlap if overlap > 0 else -min(abs(seg.x0 - head.x1), abs(head.x0 - seg.x1))
 
         pname = max(columns.items(), key=fit)[0]
-        cells.setdefault(pname, []).append(segment.text)
-    return {k: " ".join(v) for k, v in cells.items()}
+        cells.setdefault(pname, []).append(index)
+    return cells

@@ -264,7 +264,8 @@ class DatalabEmulator:
             doc = read_document(filename, content, pages, max_pages)
         except DocumentError as exc:
             doc, error = Document(pages=(), page_count=0, has_text_layer=False), str(exc)
-        fields = extract_fields(schema, doc) if error is None else {}
+        dropping = "drop_row" in faults
+        fields = extract_fields(schema, doc, drop_row=dropping) if error is None else {}
         output = render(doc, output_format)
         if output_format == "json" and self.config.result_padding_bytes > 0:
             output = pad_metadata(output, self.config.result_padding_bytes)
@@ -437,19 +438,16 @@ class DatalabEmulator:
         scored = job.mode == "fast" and "never_scored" not in job.faults and now >= job.scored_at
         placeholders = not scored and "null_scores" in job.faults
         extraction: dict[str, Any] = {}
+        scores: list[int] = []  # every score sent, cells' included
         for name, result in job.fields.items():
-            extraction[name] = result.value
-            extraction[f"{name}_citations"] = result.citations
-            if scored:
-                extraction[f"{name}_score"] = {"score": result.score, "reasoning": result.reasoning}
-            elif placeholders:
+            _put_field(extraction, name, result, self.config.nested_scores, scored, scores)
+            if placeholders:
                 extraction[f"{name}_score"] = {"score": None}
         text = json.dumps(extraction)
         body["extraction_schema_json"] = (
             text[: len(text) // 2] if "malformed" in job.faults else text
         )
         if scored:
-            scores = [r.score for r in job.fields.values()]
             body["extraction_score_average"] = sum(scores) / len(scores)
         elif placeholders:
             body["extraction_score_average"] = None
@@ -570,6 +568,40 @@ class DatalabEmulator:
         if "://" in host:
             return host.rstrip("/")
         return f"http://{host}" if ":" in host else f"http://{host}:{self.port}"
+
+
+def _put_field(
+    extraction: dict[str, Any],
+    name: str,
+    result: FieldResult,
+    shape: str,
+    scored: bool,
+    scores: list[int],
+) -> None:
+    """Property ``name``'s keys; a table's in ``shape`` (``EmulatorConfig.nested_scores``)."""
+
+    def keys(owner: dict[str, Any], key: str, part: FieldResult) -> None:
+        owner[key] = part.value
+        owner[f"{key}_citations"] = part.citations
+        if scored:
+            owner[f"{key}_score"] = {"score": part.score, "reasoning": part.reasoning}
+            scores.append(part.score)
+
+    if result.cells is None or shape == "array":
+        keys(extraction, name, result)
+        return
+    rows: list[dict[str, Any]] = []
+    for number, cells in enumerate(result.cells):
+        row: dict[str, Any] = {}
+        for column, cell in cells.items():
+            if shape == "per_item" or number % 2 == 0:
+                keys(row, column, cell)
+            else:
+                row[column] = cell.value
+        rows.append(row)
+    if shape == "mixed":
+        keys(extraction, name, result)
+    extraction[name] = rows
 
 
 def _page_schema(form: dict[str, Part]) -> Reply | dict[str, Any]:

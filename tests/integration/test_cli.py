@@ -73,7 +73,7 @@ def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
     assert status == 0
     assert "auto" in out
     assert "needs_review" in out
-    assert "review queue: 1 message(s)" in out
+    assert "review queue: 2 message(s)" in out
     # what Datalab charged, filled in after completion, reaches every record and the summary
     assert re.search(
         r"^cost: \d+ cent\(s\) from Datalab for \d+ document\(s\), \d+ page\(s\): "
@@ -81,6 +81,7 @@ def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
         out,
         re.MULTILINE,
     ), out
+    assert "check  total_matches_lines: computed 307.8, expected 317.8 (tolerance 0.01)" in out
     assert "missing_field:due_date" in out
     assert "page 1 at x=" in out  # a box a reviewer can find
 

@@ -94,6 +94,31 @@ EXPECTED: dict[str, tuple[str, dict[str, Any], dict[str, int]]] = {
         },
         {"invoice_number": 2, "due_date": 1, "total_amount": 3},
     ),
+    # Read as printed: that its total disagrees with its lines is for evaluation to find.
+    "invoice/initech-invoice-3318.pdf": (
+        "invoice",
+        {
+            "invoice_number": "INV-3318",
+            "vendor_name": "Initech LLC",
+            "tax_amount": 22.8,
+            "total_amount": 317.8,
+            "line_items": [
+                {
+                    "description": "Printer maintenance",
+                    "quantity": 2,
+                    "unit_price": 120,
+                    "amount": 240,
+                },
+                {
+                    "description": "Stapler replacement",
+                    "quantity": 3,
+                    "unit_price": 15,
+                    "amount": 45,
+                },
+            ],
+        },
+        {},
+    ),
     "receipt/corner-cafe-receipt.pdf": (
         "receipt",
         {

@@ -80,7 +80,7 @@ def test_port_is_checked_the_same_way_everywhere(name, tmp_path):
 def test_demo(tmp_path):
     done = _doctriage("demo", "--timeout", "120", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "state machine executions finished: 4/4" in done.stdout
+    assert "state machine executions finished: 5/5" in done.stdout
     assert "acme-invoice-1042.pdf" in done.stdout
 
 

@@ -18,6 +18,7 @@ from tests.integration.helpers import process, review_messages_for
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
+INITECH = SAMPLES / "invoice" / "initech-invoice-3318.pdf"
 RECEIPT = SAMPLES / "receipt" / "corner-cafe-receipt.pdf"
 
 
@@ -109,6 +110,61 @@ def test_scores_that_never_come_give_scores_unavailable(stack, emulator):
     assert record["flags"] == ["scores_unavailable"]
     assert record["fields"]["invoice_number"]["value"] == "INV-1042"
     assert record["fields"]["invoice_number"]["confidence"] is None
+
+
+# ------------------------------------------------------------------ tables: completeness and sums
+
+
+def test_a_total_that_disagrees_with_its_lines_fails_the_sum_check(stack, emulator):
+    record = process(stack, INITECH.read_bytes(), "invoice", name="sum-initech.pdf")
+
+    assert_valid_record(record)
+    assert record["flags"] == ["failed_check:total_matches_lines"]
+    assert record["checks"] == [
+        {
+            "name": "total_matches_lines",
+            "passed": False,
+            "computed": 307.8,
+            "expected": 317.8,
+            "tolerance": 0.01,
+        }
+    ]
+    [message] = review_messages_for(stack, record["document_id"])
+    assert_valid_review_message(message)
+    assert message["flags"] == ["failed_check:total_matches_lines"]
+
+
+def test_a_dropped_row_is_caught_by_min_items_and_the_sum_check(stack, emulator):
+    schema = json.loads((SAMPLES / "schemas" / "invoice.json").read_text())
+    schema["properties"]["line_items"]["minItems"] = 3
+    stack.put_schema("invoice_of_three", json.dumps(schema))
+    emulator.add_fault(FaultRule(match="dropped-row.pdf", kind="drop_row"))
+    record = process(stack, ACME.read_bytes(), "invoice_of_three", name="dropped-row.pdf")
+
+    assert_valid_record(record)
+    assert record["flags"] == ["failed_check:total_matches_lines", "incomplete_list:line_items"]
+    assert len(record["fields"]["line_items"]["value"]) == 2
+    assert record["fields"]["line_items"]["confidence"] == 1.0  # the scores never noticed
+    assert record["checks"][0]["computed"] == 1036.25  # 1,236.25 less the 200.00 row
+
+
+def test_cells_scored_one_by_one_reach_the_record_with_their_own_boxes(stack, emulator):
+    stack.emulator.config.nested_scores = "per_item"
+    try:
+        record = process(stack, ACME.read_bytes(), "invoice", name="per-item-acme.pdf")
+    finally:
+        stack.emulator.config.nested_scores = "array"
+
+    assert_valid_record(record)
+    assert record["review_status"] == "auto"
+    line_items = record["fields"]["line_items"]
+    assert line_items["score"] is None  # only the cells were scored
+    amounts = [row["amount"] for row in line_items["items"]]
+    assert [a["value"] for a in amounts] == [500, 450, 200]
+    assert all(a["score"] == 5 and a["page"] == 0 for a in amounts)
+    tops = [a["bbox"]["y"] for a in amounts]
+    assert tops == sorted(tops)
+    assert len(set(tops)) == 3  # each on its own row's line
 
 
 # ------------------------------------------------------------------ transient faults are retried

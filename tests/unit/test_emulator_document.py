@@ -36,7 +36,7 @@ def load_make_samples() -> ModuleType:
 
 def test_committed_samples_are_what_the_script_writes(tmp_path: Path) -> None:
     written = load_make_samples().write(tmp_path)
-    assert len(written) == 6
+    assert len(written) == 7
     for path in written:
         committed = SAMPLES / path.relative_to(tmp_path)
         assert committed.read_bytes() == path.read_bytes(), f"{committed} is stale"
@@ -73,12 +73,24 @@ def test_block_tree_is_shaped_like_markers_json() -> None:
         assert page["block_type"] == "Page"
         assert page["bbox"] == [0.0, 0.0, 612.0, 792.0]
         assert page["polygon"] == [[0.0, 0.0], [612.0, 0.0], [612.0, 792.0], [0.0, 792.0]]
+        spans = []
         for block in page["children"]:
             assert re.fullmatch(rf"/page/{index}/Line/\d+", block["id"])
             assert block["block_type"] == "Line"
-            assert block["children"] is None
             x0, y0, x1, y1 = block["bbox"]
             assert block["polygon"] == [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+            # Each segment of a line is a Span of its own, inside the line's box.
+            for span in block["children"]:
+                assert span["block_type"] == "Span"
+                assert span["children"] is None
+                sx0, sy0, sx1, sy1 = span["bbox"]
+                assert x0 <= sx0 < sx1 <= x1
+                assert (sy0, sy1) == (y0, y1)
+                spans.append(span["id"])
+        assert spans == [f"/page/{index}/Span/{n}" for n in range(len(spans))]
+    row = next(ln for ln in tree["children"][1]["children"] if ln["html"].startswith("Consulting"))
+    cells = ["Consulting hours", "12", "150.00", "1,800.00"]
+    assert [span["html"] for span in row["children"]] == cells
 
 
 def test_page_range_and_max_pages_keep_original_page_numbers() -> None:
