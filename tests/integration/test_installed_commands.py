@@ -136,6 +136,11 @@ REFUSED = [
     (["run", str(ACME), "--doc-type", "invoice", "--threshold", "1.5"], {}, "between 0 and 1"),
     (["up", "--time-scale", "2"], {}, "--time-scale must be in (0, 1]"),
     (["demo", "--parameter-overrides", "HumanReviewThreshold=2"], {}, "between 0 and 1"),
+    (
+        ["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "AuditSampleRate=1.5"],
+        {},
+        "AuditSampleRate='1.5' must be between 0 and 1",
+    ),
     (["up", "--parameter-overrides", "NoSuchParameter=1"], {}, "no parameter 'NoSuchParameter'"),
     (["review", "--demo", "--parameter-overrides", "LogRetentionDays=2"], {}, "not one of"),
     (["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "X"], {}, "Key=Value"),

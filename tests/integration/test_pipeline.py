@@ -40,6 +40,8 @@ def test_a_clean_invoice_is_auto_with_values_from_the_document(stack, emulator):
     assert record["extraction_score_average"] == 5.0
     assert record["human_review_threshold"] == 0.85
     assert record["datalab"]["result_key"].startswith("results/")
+    # AuditSampleRate=0 here (conftest.py): not sampled for audit, nothing queued
+    assert record["audit_sample"] is False
     assert review_messages_for(stack, record["document_id"]) == []
     assert stack.finished_execution(record["document_id"])["status"] == "SUCCEEDED"
 

@@ -16,7 +16,12 @@ from doctriage_core import errors
 from doctriage_core.config import EvaluateSettings
 from doctriage_core.domain.documents import DocumentRef
 from doctriage_core.domain.evaluation import evaluate_extraction
-from doctriage_core.domain.records import complete_record, failed_record, review_message
+from doctriage_core.domain.records import (
+    complete_record,
+    failed_record,
+    goes_to_review,
+    review_message,
+)
 from doctriage_core.domain.schemas import document_threshold, load_schema
 from doctriage_core.domain.timeline import iso_utc
 from doctriage_core.ports import Queue, Results, Store
@@ -35,7 +40,7 @@ class Summary(TypedDict):
 def store_record(record: dict[str, Any], results: Results, review_queue: Queue) -> dict[str, Any]:
     """Write once, deliver at least once: a retry re-sends the stored record, never a new one."""
     _, stored = results.put_once(record)
-    if stored["review_status"] == "needs_review":
+    if goes_to_review(stored):
         review_queue.send(review_message(stored))
     return stored
 
@@ -102,6 +107,7 @@ def evaluate_document(
         result_key=result_key,
         submitted_at=state.get("submitted_at"),
         completed_at=iso_utc(now()),
+        audit_sample_rate=settings.audit_sample_rate,
     )
     return summary(store_record(record, results, review_queue))
 
