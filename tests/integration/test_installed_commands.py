@@ -28,6 +28,7 @@ RUN_AS_A_SUBPROCESS_IN = {
     "invoke": "test_aws_cli.py",
     "reprocess": "test_aws_cli.py",
     "review": "test_review_cli.py",
+    "trust": "test_trust_cli.py",
 }
 
 
