@@ -87,13 +87,24 @@ def test_demo(tmp_path):
 
 def test_run_json(tmp_path):
     done = _doctriage(
-        "run", str(ACME), "--doc-type", "invoice", "--time-scale", "0.01", "--json", cwd=tmp_path
+        "run",
+        str(ACME),
+        "--doc-type",
+        "invoice",
+        "--time-scale",
+        "0.01",
+        "--json",
+        # every auto document audited: the parameter reaches the evaluate function
+        "--parameter-overrides",
+        "AuditSampleRate=1",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     record = json.loads(line)
     assert_valid_record(record)
     assert record["source"]["key"] == "incoming/invoice/acme-invoice-1042.pdf"
+    assert (record["review_status"], record["audit_sample"]) == ("auto", True)
 
 
 def test_run_takes_the_templates_parameters_as_sam_deploy_does(tmp_path):
