@@ -27,13 +27,13 @@ from typing import Any
 
 from doctriage_core.domain.evaluation import confidence_of, is_low_confidence
 
-Z95 = 1.959963984540054  # the two-sided 95 % normal quantile
+Z95 = 1.96  # the two-sided 95 % normal quantile, as Wilson intervals are usually quoted
 SCORES = (1, 2, 3, 4, 5)
 MIN_OBSERVATIONS = 30
 MIN_SCORE_LEVELS = 3
 MIN_AUROC = 0.55
 DEFAULT_TARGET_ERROR = 0.01
-_PART = re.compile(r"^([^\[\]]+)((?:\[\d+\])*)$")
+_PART = re.compile(r"^([^\[\]]+)(?:\[(\d+)\])?$")  # a name, or a name and a row: line_items[1]
 _INDEX = re.compile(r"\[(\d+)\]")
 
 
@@ -66,16 +66,15 @@ def field_at(fields: dict[str, Any], path: str) -> dict[str, Any] | None:
         match = _PART.match(part)
         if match is None or not isinstance(named, dict):
             return None
-        node = named.get(match.group(1))
-        index = match.group(2)
-        if not index:
+        name, row = match.group(1), match.group(2)
+        node = named.get(name)
+        if row is None:
             named = node.get("properties") if isinstance(node, dict) else None
             continue
         rows = node.get("items") if isinstance(node, dict) else None
-        row = int(index[1:-1]) if index.count("[") == 1 else -1
-        if not isinstance(rows, list) or not 0 <= row < len(rows):
+        if not isinstance(rows, list) or int(row) >= len(rows):
             return None
-        named, node = rows[row], None
+        named, node = rows[int(row)], None
     return node if isinstance(node, dict) and "value" in node else None
 
 
