@@ -1,7 +1,7 @@
-"""Write samples/trust/reviewed-invoices.jsonl: invoice records with reviewers' decisions, for
+"""Write samples/reviewed-invoices.jsonl: invoice records with reviewers' decisions, for
 `doctriage trust`'s worked example in the README (byte-identical on every run).
 
-    .venv/bin/python scripts/make_trust_sample.py [--out samples/trust/reviewed-invoices.jsonl]
+    .venv/bin/python scripts/make_trust_sample.py [--out samples/reviewed-invoices.jsonl]
 
 Synthetic, from a fixed seed: each field's score is drawn, then whether the extracted value was
 right, at an error rate that falls as the score rises and differs by field (total_amount is
@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent.parent / "samples" / "trust" / "reviewed-invoices.jsonl"
+OUT = Path(__file__).resolve().parent.parent / "samples" / "reviewed-invoices.jsonl"
 RECORDS = 120
 SCORE_WEIGHTS = {5: 55, 4: 20, 3: 12, 2: 8, 1: 5}
 # field -> error rate by score (due_date: nearly flat, its scores cannot rank its errors)

@@ -20,7 +20,8 @@ from tests.contracts import assert_valid_record
 from tests.integration.up_process import command, environment, running_up
 
 README = PROJECT_ROOT / "README.md"
-REVIEWED = SAMPLES / "trust" / "reviewed-invoices.jsonl"
+# Not in a folder: samples/<folder>/ holds documents of that type, which demo uploads.
+REVIEWED = SAMPLES / "reviewed-invoices.jsonl"
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 
 
