@@ -73,7 +73,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    schema_path = _check_apply(args)
+    schema_path = _checked_options(args)
     records = _from_file(Path(args.records)) if args.records else _from_table(args)
     report = trust.report(records, target_error=args.target_error)
     if args.html:
@@ -88,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_apply(args: argparse.Namespace) -> Path | None:
+def _checked_options(args: argparse.Namespace) -> Path | None:
+    if args.endpoint_url and not args.table:
+        raise ConfigurationError("--endpoint-url goes with --table")
     if not args.apply:
         for name in ("schema", "output", "doc_type"):
             if getattr(args, name):
@@ -125,6 +127,7 @@ def _from_file(path: Path) -> Iterator[dict[str, Any]]:
 
 def _from_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     from doctriage_local.reprocess import plain_record
 
@@ -134,7 +137,10 @@ def _from_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "FilterExpression": "attribute_exists(review)",
     }
     while True:
-        page = dynamodb.scan(**kwargs)
+        try:
+            page = dynamodb.scan(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise ConfigurationError(f"--table {args.table}: cannot read it: {exc}") from None
         for item in page.get("Items", []):
             yield plain_record(item)
         if "LastEvaluatedKey" not in page:

@@ -131,6 +131,8 @@ def test_apply_writes_a_copy_with_the_evidence_and_never_the_input(tmp_path):
         (["--records", "bad.jsonl", "--apply"], "--apply needs --schema FILE"),
         (["--records", "bad.jsonl", "--schema", "x.json"], "--schema goes with --apply"),
         ([], "one of the arguments --records --table is required"),
+        (["--records", "bad.jsonl", "--endpoint-url", "http://127.0.0.1:9"], "goes with --table"),
+        (["--table", "t", "--endpoint-url", "http://127.0.0.1:9"], "--table t: cannot read it"),
     ],
 )
 def test_bad_input_is_refused_in_one_line(argv, said, tmp_path):
