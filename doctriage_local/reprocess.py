@@ -84,7 +84,7 @@ def failed_records(dynamodb: Any, table: str, *, reason: str | None = None) -> I
     while True:
         page = dynamodb.scan(**kwargs)
         for item in page.get("Items", []):
-            record = _plain(item)
+            record = plain_record(item)
             flags = record.get("flags", [])
             if reason is None or f"extraction_failed:{reason}" in flags:
                 yield record
@@ -148,7 +148,8 @@ def reprocess(
     return Reprocessed(**{**base.__dict__, "new_document_id": new_id})
 
 
-def _plain(item: dict) -> Any:
+def plain_record(item: dict) -> Any:
+    """A DynamoDB item (as the low-level client returns it) as the plain record it stores."""
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()

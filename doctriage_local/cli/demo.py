@@ -75,7 +75,10 @@ def _print_records(results: list[documents.Result]) -> None:
 
 
 def _print_review_message(message: dict[str, Any]) -> None:
-    print(f"\n  {message['source']['key']}  ({message['status']}, {message['review_status']})")
+    audit = ", audit sample: every field to decide" if message.get("audit") else ""
+    print(
+        f"\n  {message['source']['key']}  ({message['status']}, {message['review_status']}{audit})"
+    )
     for flag in message["flags"]:
         print(f"    flag   {flag}")
     for name in _flagged_fields(message):

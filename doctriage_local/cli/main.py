@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from doctriage_local.cli import demo, invoke, options, reprocess, review, run, up
+from doctriage_local.cli import demo, invoke, options, reprocess, review, run, trust, up
 
-COMMANDS = (demo, run, up, invoke, reprocess, review)  # in `doctriage --help` order
+COMMANDS = (demo, run, up, invoke, reprocess, review, trust)  # in `doctriage --help` order
 
 
 def parser() -> argparse.ArgumentParser:

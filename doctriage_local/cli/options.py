@@ -57,6 +57,14 @@ def threshold(text: str) -> float:
     return value
 
 
+def error_rate(text: str) -> float:
+    """A target error rate: a number strictly between 0 and 1."""
+    value = _number(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1 (both excluded)")
+    return value
+
+
 def time_scale(text: str) -> float:
     """A time scale: in (0, 1]; 0.01 runs the pipeline's timeline 100 times faster."""
     value = _number(text)

@@ -16,6 +16,7 @@ import signal
 import webbrowser
 from typing import Any
 
+from doctriage_core.domain.records import goes_to_review
 from doctriage_local.cli import documents, options
 from doctriage_local.cli.options import say
 from doctriage_local.review.connect import Unreachable, Where, connect, consumer_for_stack
@@ -142,7 +143,7 @@ def _demo(args: argparse.Namespace) -> int:
         results = documents.process(
             stack, samples, metadata={}, timeout=args.timeout, progress=True
         )
-        waiting = sum(1 for _, _, r in results if r and r["review_status"] == "needs_review")
+        waiting = sum(1 for _, _, r in results if r and goes_to_review(r))
         say(f"  {waiting} document(s) on the review queue")
         consumer = consumer_for_stack(stack, visibility_timeout=args.visibility_timeout)
         return serve(consumer, args)

@@ -75,6 +75,8 @@ class EvaluateSettings:
     review_queue_url: str
     usage_table: str
     human_review_threshold: float = 0.85
+    # The fraction of auto documents also queued for review as audits (AuditSampleRate).
+    audit_sample_rate: float = 0.02
 
 
 def _required(name: str) -> str:
@@ -175,6 +177,7 @@ def evaluate_settings() -> EvaluateSettings:
         review_queue_url=_required("REVIEW_QUEUE_URL"),
         usage_table=_required("USAGE_TABLE"),
         human_review_threshold=_review_threshold(),
+        audit_sample_rate=_number("AUDIT_SAMPLE_RATE", 0.02, low=0.0, high=1.0),
     )
 
 

@@ -23,7 +23,9 @@ def stack():
         # Ten minutes of pipeline time: a submit failing on every delivery (45 s of wall time
         # here) is past it by its last delivery and recorded; test_retry_window.py covers the
         # window itself.
-        parameters={"SubmitRetryWindowSeconds": 600},
+        # No audit sampling: tests that see an auto document assert that nothing is queued for it
+        # (test_audit_sample.py samples every one).
+        parameters={"SubmitRetryWindowSeconds": 600, "AuditSampleRate": 0},
     )
     with LocalStack(options) as running:
         for schema in SAMPLE_SCHEMAS.glob("*.json"):

@@ -67,7 +67,18 @@ def test_run_threshold_applies_to_the_uploads(capsys):
 
 
 def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
-    status = main(["demo", "--time-scale", "0.005", "--timeout", "120"])
+    # No audit samples: at the default 2 % an auto sample would sometimes be queued too.
+    status = main(
+        [
+            "demo",
+            "--time-scale",
+            "0.005",
+            "--timeout",
+            "120",
+            "--parameter-overrides",
+            "AuditSampleRate=0",
+        ]
+    )
     out = capsys.readouterr().out
 
     assert status == 0
@@ -84,6 +95,16 @@ def test_demo_shows_both_outcomes_and_the_review_queue(capsys):
     assert "check  total_matches_lines: computed 307.8, expected 317.8 (tolerance 0.01)" in out
     assert "missing_field:due_date" in out
     assert "page 1 at x=" in out  # a box a reviewer can find
+
+
+def test_demo_at_audit_rate_one_queues_every_auto_sample_as_an_audit(capsys):
+    argv = ["demo", "--time-scale", "0.005", "--timeout", "120"]
+    status = main([*argv, "--parameter-overrides", "AuditSampleRate=1"])
+    out = capsys.readouterr().out
+    assert status == 0
+    # three auto samples and the flagged one
+    assert "review queue: 4 message(s)" in out
+    assert out.count("(complete, auto, audit sample: every field to decide)") == 3
 
 
 @pytest.mark.parametrize(

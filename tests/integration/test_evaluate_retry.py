@@ -95,4 +95,4 @@ def test_a_retried_evaluate_keeps_the_record_and_resends_the_review_message(stac
         assert_valid_review_message(message)
         flagged = message.pop("flagged_paths")  # what the reviewer decides: the flags' paths
         assert flagged == sorted({f.split(":", 1)[1] for f in record["flags"] if ":" in f})
-        assert message == {**record, "schema_version": "1"}
+        assert message == {**record, "schema_version": "1", "audit": False}

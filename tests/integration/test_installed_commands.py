@@ -28,6 +28,7 @@ RUN_AS_A_SUBPROCESS_IN = {
     "invoke": "test_aws_cli.py",
     "reprocess": "test_aws_cli.py",
     "review": "test_review_cli.py",
+    "trust": "test_trust_cli.py",
 }
 
 
@@ -86,13 +87,24 @@ def test_demo(tmp_path):
 
 def test_run_json(tmp_path):
     done = _doctriage(
-        "run", str(ACME), "--doc-type", "invoice", "--time-scale", "0.01", "--json", cwd=tmp_path
+        "run",
+        str(ACME),
+        "--doc-type",
+        "invoice",
+        "--time-scale",
+        "0.01",
+        "--json",
+        # every auto document audited: the parameter reaches the evaluate function
+        "--parameter-overrides",
+        "AuditSampleRate=1",
+        cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
     [line] = done.stdout.splitlines()
     record = json.loads(line)
     assert_valid_record(record)
     assert record["source"]["key"] == "incoming/invoice/acme-invoice-1042.pdf"
+    assert (record["review_status"], record["audit_sample"]) == ("auto", True)
 
 
 def test_run_takes_the_templates_parameters_as_sam_deploy_does(tmp_path):
@@ -136,6 +148,11 @@ REFUSED = [
     (["run", str(ACME), "--doc-type", "invoice", "--threshold", "1.5"], {}, "between 0 and 1"),
     (["up", "--time-scale", "2"], {}, "--time-scale must be in (0, 1]"),
     (["demo", "--parameter-overrides", "HumanReviewThreshold=2"], {}, "between 0 and 1"),
+    (
+        ["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "AuditSampleRate=1.5"],
+        {},
+        "AuditSampleRate='1.5' must be between 0 and 1",
+    ),
     (["up", "--parameter-overrides", "NoSuchParameter=1"], {}, "no parameter 'NoSuchParameter'"),
     (["review", "--demo", "--parameter-overrides", "LogRetentionDays=2"], {}, "not one of"),
     (["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "X"], {}, "Key=Value"),

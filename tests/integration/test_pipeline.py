@@ -43,6 +43,8 @@ def test_a_clean_invoice_is_auto_with_values_from_the_document(stack, emulator):
     assert record["datalab"]["result_key"].startswith("results/")
     # Datalab's charge arrives after the first complete poll; the record has it anyway.
     assert (record["datalab"]["cost_cents"], record["datalab"]["page_count"]) == (1.0, 1)
+    # AuditSampleRate=0 here (conftest.py): not sampled for audit, nothing queued
+    assert record["audit_sample"] is False
     assert review_messages_for(stack, record["document_id"]) == []
     assert stack.finished_execution(record["document_id"])["status"] == "SUCCEEDED"
 

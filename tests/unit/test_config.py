@@ -27,7 +27,7 @@ REQUIRED = {
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
-    for name in ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD"):
+    for name in ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD", "AUDIT_SAMPLE_RATE"):
         monkeypatch.delenv(name, raising=False)
     config.clear()
     yield
@@ -82,3 +82,24 @@ def test_an_unusable_datalab_url_is_a_config_error_at_first_use(url: str) -> Non
     settings = DatalabSettings(api_url=url, api_key_secret_arn="arn:never-read")
     with pytest.raises(ConfigError, match="DATALAB_API_URL"):
         runtime.datalab_client(settings)  # before the secret is read (no AWS call is made)
+
+
+def test_the_audit_sample_rate_defaults_to_two_percent() -> None:
+    assert config.evaluate_settings().audit_sample_rate == 0.02
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("0", 0.0), ("0.5", 0.5), ("1", 1.0)])
+def test_the_audit_sample_rate_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: float
+) -> None:
+    monkeypatch.setenv("AUDIT_SAMPLE_RATE", raw)
+    assert config.evaluate_settings().audit_sample_rate == expected
+
+
+@pytest.mark.parametrize("raw", ["-0.01", "1.01", "some", "nan"])
+def test_an_audit_sample_rate_outside_zero_to_one_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("AUDIT_SAMPLE_RATE", raw)
+    with pytest.raises(ConfigError, match="AUDIT_SAMPLE_RATE"):
+        config.evaluate_settings()

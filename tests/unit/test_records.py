@@ -15,6 +15,7 @@ from doctriage_core.domain.evaluation import evaluate_extraction
 from doctriage_core.domain.records import (
     MAX_ERROR_MESSAGE,
     REVIEW_MESSAGE_SCHEMA_VERSION,
+    chosen_for_audit,
     complete_record,
     failed_record,
     keep_cells_apart,
@@ -63,13 +64,20 @@ def body(**extracted: Any) -> dict[str, Any]:
     }
 
 
-def complete(extracted: dict[str, Any], **kw: Any) -> dict[str, Any]:
+def complete(
+    extracted: dict[str, Any],
+    *,
+    audit_sample_rate: float = 0.0,
+    document: DocumentRef = DOC,
+    **kw: Any,
+) -> dict[str, Any]:
     ev = evaluate_extraction(
         SCHEMA, body(**extracted), upload_doc_type="invoice", default_threshold=0.85, **kw
     )
     return complete_record(
         ev,
-        document=DOC,
+        document=document,
+        audit_sample_rate=audit_sample_rate,
         request_id="req-1",
         result_key="results/doc-abc.json",
         submitted_at="2025-01-01T00:00:00.000Z",
@@ -139,8 +147,9 @@ def test_complete_record_needs_review_and_its_message(
     message = review_message(record)
     assert_valid_review_message(message)
     assert message["schema_version"] == REVIEW_MESSAGE_SCHEMA_VERSION == "1"
-    extra = {"schema_version", "flagged_paths"}
+    extra = {"schema_version", "flagged_paths", "audit"}
     assert {k: v for k, v in message.items() if k not in extra} == record
+    assert message["audit"] is False
     assert message["flagged_paths"] == sorted(
         {f.partition(":")[2] for f in record["flags"] if f.partition(":")[2]}
     )
@@ -277,3 +286,37 @@ def test_cells_kept_apart_come_back_as_they_were() -> None:
     assert "items" not in stored["fields"]["lines"]
     assert "items" not in stored["fields"]["shipping"]["properties"]["parcels"]
     assert restore_cells(stored, cells) == record
+
+
+def test_an_auto_record_sampled_for_audit_stays_auto_and_its_message_says_audit() -> None:
+    # GIVEN every auto document sampled (rate 1)
+    record = complete(GOOD, audit_sample_rate=1.0)
+    assert_valid_record(record)
+    # THEN it stays auto, is marked, and goes to the review queue as an audit
+    assert (record["review_status"], record["audit_sample"]) == ("auto", True)
+    message = review_message(record)
+    assert_valid_review_message(message)
+    assert (message["audit"], message["flagged_paths"]) == (True, [])
+    # and the message contract refuses an audit that is not an audit-sampled auto record
+    for broken in (message | {"audit_sample": False}, message | {"review_status": "needs_review"}):
+        with pytest.raises(AssertionError):
+            assert_valid_review_message(broken)
+
+
+def test_only_auto_records_are_sampled_and_rate_zero_samples_none() -> None:
+    assert complete(GOOD, audit_sample_rate=0.0)["audit_sample"] is False
+    assert complete({"total": "x"}, audit_sample_rate=1.0)["audit_sample"] is False
+    assert failed()["audit_sample"] is False
+    assert review_message(complete({"total": "x"}, audit_sample_rate=1.0))["audit"] is False
+
+
+def test_the_audit_draw_is_the_same_for_a_document_every_time_and_near_its_rate() -> None:
+    ids = [f"doc-{i}" for i in range(4000)]
+    first = [chosen_for_audit(i, 0.1) for i in ids]
+    assert first == [chosen_for_audit(i, 0.1) for i in ids]  # a retry never re-draws
+    # 4000 draws at 0.1: 400 expected, sd 19; 6 sd either side never fails by chance
+    assert 286 < sum(first) < 514
+    # a lower rate samples a subset of a higher one (one draw per document, compared to the rate)
+    assert all(a <= b for a, b in zip((chosen_for_audit(i, 0.05) for i in ids), first, strict=True))
+    assert not any(chosen_for_audit(i, 0.0) for i in ids)
+    assert all(chosen_for_audit(i, 1.0) for i in ids)

@@ -1214,6 +1214,31 @@ def test_evaluate_a_scored_result_is_auto_and_sends_nothing() -> None:
     assert env.queue.messages == []
 
 
+def test_an_auto_document_sampled_for_audit_is_recorded_so_and_queued_as_an_audit() -> None:
+    # GIVEN every auto document sampled for audit
+    env = _eval_env(SCORED)
+    summary = _evaluate(env, _ready_state(upload_threshold=0.7), audit_sample_rate=1.0)
+    # THEN it stays auto, its record says audit_sample, and the review queue gets it as an audit
+    assert summary["review_status"] == "auto"
+    record = env.results.items["doc-1"]
+    assert_valid_record(record)
+    assert record["audit_sample"] is True
+    [message] = env.queue.messages
+    assert_valid_review_message(message)
+    assert (message["audit"], message["review_status"]) == (True, "auto")
+    # WHEN evaluate runs again (a retry) under another rate: the stored record is what is sent
+    _evaluate(env, _ready_state(upload_threshold=0.7), audit_sample_rate=0.0)
+    assert env.results.items["doc-1"]["audit_sample"] is True
+    assert env.queue.messages == [message, message]
+
+
+def test_at_rate_zero_an_auto_document_is_not_sampled_and_sends_nothing() -> None:
+    env = _eval_env(SCORED)
+    _evaluate(env, _ready_state(upload_threshold=0.7), audit_sample_rate=0.0)
+    assert env.results.items["doc-1"]["audit_sample"] is False
+    assert env.queue.messages == []
+
+
 def test_evaluate_without_scores_keeps_values_and_flags_scores_unavailable() -> None:
     env = _eval_env(UNSCORED)
     summary = _evaluate(env, _ready_state(scored=False))

@@ -185,7 +185,13 @@ def _is_valid(schema: dict[str, Any], name: str, value: Any) -> bool:
     return True
 
 
-def _is_low(confidence: float | None, threshold: float, *, no_scores: bool) -> bool:
+def confidence_of(score: int) -> float:
+    """A usable 1..5 score as a confidence in [0, 1] (seed 000 -> seed 001): 5 -> 1.0, 1 -> 0.0."""
+    return (score - 1) / 4
+
+
+def is_low_confidence(confidence: float | None, threshold: float, *, no_scores: bool) -> bool:
+    """The threshold rule: whether a field's confidence sends it to review under ``threshold``."""
     if threshold <= 0.0:
         return False
     if threshold >= 1.0:
@@ -243,7 +249,7 @@ def _build(node: RawNode, index: BlockIndex, scores_available: bool) -> FieldRes
     result = FieldResult(
         value=raw if found else None,
         found=found,
-        confidence=0.0 if not found else None if score is None else (score - 1) / 4,
+        confidence=0.0 if not found else None if score is None else confidence_of(score),
         score=score,
         reasoning=reasoning,
         citations=node.citations,
@@ -353,7 +359,7 @@ class _Gate:
             self.problem(f"invalid_field:{path}")
         if not own_gate or (result.confidence is None and vouched):
             return False
-        return _is_low(result.confidence, threshold, no_scores=self.no_scores)
+        return is_low_confidence(result.confidence, threshold, no_scores=self.no_scores)
 
     def rows(
         self,

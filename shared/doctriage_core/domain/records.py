@@ -6,6 +6,7 @@ Records hold plain JSON values (floats, never Decimal or NaN); the storage adapt
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping
@@ -38,6 +39,10 @@ class Usage(NamedTuple):
         return cls(poll.get("cost_cents"), poll.get("page_count"))
 
 
+# Mixed into the audit draw so it is independent of anything else derived from document ids.
+_AUDIT_SALT = b"doctriage-audit-sample:"
+
+
 def _datalab(
     request_id: str | None,
     result_key: str | None,
@@ -58,6 +63,16 @@ def _datalab(
     }
 
 
+def chosen_for_audit(document_id: str, rate: float) -> bool:
+    """Whether an auto document is audited: a draw uniform over documents, at ``rate`` (0-1).
+
+    Derived from the document id, so an evaluate that is retried (or runs twice) draws the same
+    answer: the record is written once, and the message sent again is the same one.
+    """
+    digest = hashlib.sha256(_AUDIT_SALT + document_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
 def complete_record(
     evaluation: Evaluation,
     *,
@@ -68,12 +83,21 @@ def complete_record(
     completed_at: str,
     submissions: int | None = None,
     usage: Usage | None = None,
+    audit_sample_rate: float = 0.0,
 ) -> dict[str, Any]:
-    """The record of a document Datalab extracted (review_status auto or needs_review)."""
+    """The record of a document Datalab extracted (review_status auto or needs_review).
+
+    An auto document chosen for audit (:func:`chosen_for_audit`) stays auto, with
+    ``audit_sample`` true: it also goes to the review queue so a person checks every field.
+    """
+    audit = evaluation.review_status == "auto" and chosen_for_audit(
+        document.document_id, audit_sample_rate
+    )
     return {
         "document_id": document.document_id,
         "status": "complete",
         **evaluation.to_dict(),
+        "audit_sample": audit,
         "source": document.source(),
         "datalab": _datalab(request_id, result_key, submissions, usage),
         "error": None,
@@ -123,6 +147,7 @@ def failed_record(
         "source": document.source(),
         "datalab": _datalab(request_id, result_key, submissions, usage),
         "error": {"type": error_type or "Error", "message": str(message)[:MAX_ERROR_MESSAGE]},
+        "audit_sample": False,
         "submitted_at": submitted_at,
         "completed_at": completed_at,
     }
@@ -138,20 +163,28 @@ def flagged_paths(flags: list[str]) -> list[str]:
     return sorted(paths)
 
 
+def goes_to_review(record: dict[str, Any]) -> bool:
+    """needs_review records (failed ones included), and auto ones sampled for audit."""
+    return record.get("review_status") == "needs_review" or record.get("audit_sample") is True
+
+
 def review_message(record: dict[str, Any]) -> dict[str, Any]:
-    """The review-queue body: the whole record plus ``schema_version`` and ``flagged_paths``.
+    """The review-queue body: the whole record plus ``schema_version``, ``flagged_paths`` and
+    ``audit``.
 
-    ``flagged_paths``: what a reviewer has to decide, cell by cell for nested fields.
+    ``flagged_paths``: what a reviewer has to decide, cell by cell for nested fields; ``audit``
+    true for an auto record sampled for audit (every field is to be decided, none is flagged).
 
-    Only needs_review records (failed ones included) belong on the review queue; anything else
-    is a caller bug, raised here rather than sent.
+    Only records that :func:`goes_to_review` belong on the review queue; anything else is a
+    caller bug, raised here rather than sent.
     """
-    if record.get("review_status") != "needs_review":
-        raise ValueError("only needs_review records go to the review queue")
+    if not goes_to_review(record):
+        raise ValueError("only needs_review and audit-sampled records go to the review queue")
     return {
         **record,
         "schema_version": REVIEW_MESSAGE_SCHEMA_VERSION,
         "flagged_paths": flagged_paths(list(record.get("flags") or [])),
+        "audit": record.get("review_status") == "auto",
     }
 
 

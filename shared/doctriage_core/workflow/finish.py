@@ -21,6 +21,7 @@ from doctriage_core.domain.records import (
     Usage,
     complete_record,
     failed_record,
+    goes_to_review,
     keep_cells_apart,
     review_message,
 )
@@ -55,7 +56,7 @@ def store_record(
     if spending is not None:
         _count_spending(record, spending, now())
     _, stored = results.put_once(record)
-    if stored["review_status"] == "needs_review":
+    if goes_to_review(stored):
         review_queue.send(review_message(stored))
     return stored
 
@@ -140,6 +141,7 @@ def evaluate_document(
         result_key=result_key,
         submitted_at=state.get("submitted_at"),
         completed_at=iso_utc(now()),
+        audit_sample_rate=settings.audit_sample_rate,
     )
     record, cells = keep_cells_apart(record)
     if cells is not None:
