@@ -139,9 +139,7 @@ def _demo(args: argparse.Namespace) -> int:
         StackOptions(**options.stack_options(time_scale, args.parameter_overrides))
     ) as stack:
         documents.put_sample_schemas(stack)
-        results = documents.process(
-            stack, samples, metadata={}, timeout=args.timeout, progress=True
-        )
+        results = documents.process(stack, samples, metadata={}, timeout=args.timeout)
         waiting = sum(1 for _, _, r in results if r and r["review_status"] == "needs_review")
         say(f"  {waiting} document(s) on the review queue")
         consumer = consumer_for_stack(stack, visibility_timeout=args.visibility_timeout)
