@@ -72,19 +72,18 @@ def stage_from_history(events: Iterable[dict[str, Any]]) -> Stage:
 def _poll_stage(poll: dict[str, Any] | None) -> Stage:
     if not poll:
         return Stage("processing")
-    checks = f"check {poll.get('polls', 0)}"
     if poll.get("rate_limited"):
-        return Stage("rate limited", f"429 x{poll['rate_limited']}, {checks}")
+        return Stage("rate limited", "429: the next check waits longer")
     phase = poll.get("phase")
     if phase == "unscored":
-        return Stage("waiting for scores", checks)
+        return Stage("waiting for scores")
     if phase == "throttled":
         return Stage("throttled", "Datalab's page-rate limit; resubmitted after a back-off")
     if phase == "submitted":
-        return Stage("processing", f"resubmission {poll['datalab']['submissions']}")
+        return Stage("processing", f"submission {poll['datalab']['submissions']}")
     if phase in ("scored", "scores_unavailable"):
         return Stage("evaluating", "" if phase == "scored" else "scores never came")
-    return Stage("processing", checks)
+    return Stage("processing")
 
 
 def _error_message(cause: str) -> str:
