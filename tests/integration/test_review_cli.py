@@ -139,7 +139,8 @@ def test_peek_lists_what_waits_and_changes_no_receive_count(up, tmp_path):
         assert "1 waiting, 0 with a reviewer, 0 delayed; 0 in its DLQ" in done.stdout
         assert "1 record(s) wait for a decision" in done.stdout, done.stdout
         [row] = [line for line in done.stdout.splitlines() if "incoming/invoice/peek.pdf" in line]
-        assert "complete" in row and "missing_field:due_date" in row
+        assert "complete" in row
+        assert "missing_field:due_date" in row
         assert "review-cli.pdf" not in done.stdout  # decided above: nothing waits for it
 
     # AND nothing was received: the first receive is the message's first
