@@ -66,7 +66,7 @@ def process(
         def on_waiting(pending: list[str]) -> None:
             observation = watcher.observe(pending)
             for text in observation.notices:
-                progress.notice(text)
+                progress.notice(f"{text}; this command waits up to {timeout:g} s (--timeout)")
             for document_id, stage in observation.stages.items():
                 if stage.name != "uploaded" or stage.detail:  # "uploaded" was said above
                     progress.stage(names[document_id], str(stage))
