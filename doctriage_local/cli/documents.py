@@ -59,7 +59,7 @@ def process(
         for path, doc_type in files:
             uploaded = stack.upload(path, doc_type, metadata=metadata)
             uploads.append((path, uploaded))
-            progress.stage(path.name, f"uploaded to s3://{stack.bucket}/{uploaded['key']}")
+            progress.stage(path.name, "uploaded", f"s3://{stack.bucket}/{uploaded['key']}")
         names = {u["document_id"]: p.name for p, u in uploads}
         watcher = Watcher(stack)
 
@@ -67,15 +67,21 @@ def process(
             observation = watcher.observe(pending)
             for text in observation.notices:
                 progress.notice(f"{text}; this command waits up to {timeout:g} s (--timeout)")
-            for document_id, stage in observation.stages.items():
-                if stage.name != "uploaded" or stage.detail:  # "uploaded" was said above
-                    progress.stage(names[document_id], str(stage))
+            for document_id, stages in observation.stages.items():
+                for stage in stages:
+                    progress.stage(names[document_id], stage.name, stage.detail)
 
         def on_record(record: dict[str, Any]) -> None:
             progress.recorded(names[record["document_id"]], describe(record))
 
         records = stack.wait_for_records(
-            list(names), timeout=timeout, on_record=on_record, on_waiting=on_waiting
+            list(names),
+            timeout=timeout,
+            on_record=on_record,
+            on_waiting=None if quiet else on_waiting,
+            # Each look reads every pending execution's history: fewer of them for a big batch,
+            # whose handlers share this process's CPU (30 files: a look every 1.5 s).
+            waiting_every=max(0.5, len(files) / 20),
         )
     finally:
         progress.close()

@@ -26,13 +26,14 @@ from rich.progress import (
 from rich.text import Text
 
 from doctriage_local.cli.options import say
+from doctriage_local.stack.watch import STAGES
 
 # Beyond this many documents the display keeps the bar and a count per stage, not a line each.
 ROWS = 12
 
 
 class Reporter(Protocol):
-    def stage(self, document: str, stage: str) -> None: ...
+    def stage(self, document: str, stage: str, detail: str = "") -> None: ...
     def recorded(self, document: str, summary: str) -> None: ...
     def notice(self, text: str) -> None: ...
     def close(self) -> None: ...
@@ -60,7 +61,7 @@ class _BatchOnly(ProgressColumn):
 
 
 class Quiet:
-    def stage(self, document: str, stage: str) -> None:
+    def stage(self, document: str, stage: str, detail: str = "") -> None:
         pass
 
     def recorded(self, document: str, summary: str) -> None:
@@ -85,10 +86,11 @@ class PlainReporter:
         since = self._since.setdefault(document, time.monotonic()) if document else self._started
         return f"[{time.monotonic() - since:.1f}s]"
 
-    def stage(self, document: str, stage: str) -> None:
-        if self._last.get(document) != stage:
-            self._last[document] = stage
-            say(f"{self._elapsed(document)} {document}: {stage}")
+    def stage(self, document: str, stage: str, detail: str = "") -> None:
+        line = f"{stage} ({detail})" if detail else stage
+        if self._last.get(document) != line:
+            self._last[document] = line
+            say(f"{self._elapsed(document)} {document}: {line}")
 
     def recorded(self, document: str, summary: str) -> None:
         self.stage(document, f"recorded {summary}")
@@ -113,17 +115,18 @@ class RichReporter:
             console=console,
         )
         self._count = count
-        self._batch = self._progress.add_task("recorded", total=count, batch=True)
+        self._batch = self._progress.add_task("", total=count, batch=True)
         self._rows: dict[str, TaskID] = {}
         self._stages: dict[str, str] = {}
         self._progress.start()
 
-    def stage(self, document: str, stage: str) -> None:
+    def stage(self, document: str, stage: str, detail: str = "") -> None:
         self._stages[document] = stage
         if self._count <= ROWS:
             if document not in self._rows:
                 self._rows[document] = self._progress.add_task("", total=1)
-            self._progress.update(self._rows[document], description=f"{document}: {stage}")
+            line = f"{stage} ({detail})" if detail else stage
+            self._progress.update(self._rows[document], description=f"{document}: {line}")
         self._describe_batch()
 
     def recorded(self, document: str, summary: str) -> None:
@@ -136,14 +139,10 @@ class RichReporter:
         )
 
     def _describe_batch(self) -> None:
-        counts: dict[str, int] = {}
-        for stage in self._stages.values():
-            name = stage.split(" (")[0]
-            counts[name] = counts.get(name, 0) + 1
-        waiting = ", ".join(f"{n} {name}" for name, n in counts.items() if name != "recorded")
-        self._progress.update(
-            self._batch, description=f"recorded ({waiting})" if waiting else "recorded"
-        )
+        stages = list(self._stages.values())
+        counts = [(stages.count(name), name) for name in STAGES if name != "recorded"]
+        waiting = ", ".join(f"{n} {name}" for n, name in counts if n)
+        self._progress.update(self._batch, description=waiting or "all recorded")
 
     def notice(self, text: str) -> None:
         self._progress.console.print(text, style="yellow", markup=False, highlight=False)

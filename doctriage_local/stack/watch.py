@@ -21,29 +21,45 @@ CHECK_STATE = "Check Extraction"  # the poll function's state in statemachine/
 CHECK_RETRIES = 6
 
 
+# A document's stages, in the order the pipeline goes through them (some may be skipped).
+STAGES = (
+    "uploaded",
+    "submitted",
+    "processing",
+    "throttled",
+    "rate limited",
+    "retrying",
+    "waiting for scores",
+    "evaluating",
+    "recording failure",
+    "recorded",
+)
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One document's stage: ``name`` is one of uploaded, submitted, processing, waiting for
-    scores, throttled, rate limited, retrying, evaluating, recording failure, recorded."""
+    """One document's stage: ``name`` is one of STAGES, ``detail`` what else is known."""
 
     name: str
     detail: str = ""
 
-    def __str__(self) -> str:
-        return f"{self.name} ({self.detail})" if self.detail else self.name
-
 
 @dataclass
 class Observation:
-    stages: dict[str, Stage] = field(default_factory=dict)  # by document_id
+    stages: dict[str, list[Stage]] = field(default_factory=dict)  # by document_id: new ones
     notices: list[str] = field(default_factory=list)  # new since the last observation
 
 
-def stage_from_history(events: Iterable[dict[str, Any]]) -> Stage:
-    """A running execution's stage from its history events, oldest first."""
+def stages_from_history(events: Iterable[dict[str, Any]]) -> list[Stage]:
+    """Every stage a running execution went through, oldest first, from its history events.
+
+    All of them, not only the last: a stage shorter than the time between two looks (a first
+    wait of a fraction of a second) is still reported. A longer history extends the list.
+    """
     state: str | None = None
     poll: dict[str, Any] | None = None
     failure: tuple[str, str] | None = None
+    stages = [Stage("submitted")]  # the execution exists: submit started it
     for event in events:
         if "stateEnteredEventDetails" in event:
             state = event["stateEnteredEventDetails"]["name"]
@@ -58,6 +74,15 @@ def stage_from_history(events: Iterable[dict[str, Any]]) -> Stage:
             failure = (details.get("error", "?"), _error_message(details.get("cause", "")))
         elif event["type"] in ("LambdaFunctionSucceeded", "TaskSucceeded"):
             failure = None
+        stage = _stage(state, poll, failure)
+        if stage != stages[-1]:
+            stages.append(stage)
+    return stages
+
+
+def _stage(
+    state: str | None, poll: dict[str, Any] | None, failure: tuple[str, str] | None
+) -> Stage:
     if failure is not None and state == CHECK_STATE:
         return Stage("retrying", f"{failure[0]}: {failure[1]}")
     if state in (None, "Wait For Processing"):
@@ -100,9 +125,11 @@ class Watcher:
     def __init__(self, stack: Any) -> None:
         self.stack = stack
         self._said: set[str] = set()  # the notices' kinds said so far (each is said once)
+        self._reported: dict[str, int] = {}  # by document_id: how many of its stages so far
 
     def observe(self, document_ids: Iterable[str]) -> Observation:
-        """The stages of ``document_ids`` that have no record yet, and any new notice."""
+        """The stages ``document_ids`` (those without a record yet) went through since the
+        last look, and any new notice."""
         pending = set(document_ids)
         executions = {e["name"]: e for e in self.stack.executions() if e["name"] in pending}
         retrying = self._submit_retries(pending)
@@ -111,15 +138,16 @@ class Watcher:
             execution = executions.get(document_id)
             if execution is None:
                 line = retrying.get(document_id)
-                observation.stages[document_id] = (
-                    Stage("uploaded", f"submit retrying: {line.get('reason')}")
-                    if line
-                    else Stage("uploaded")
-                )
+                if line:
+                    stage = Stage("uploaded", f"submit retrying: {line.get('reason')}")
+                    observation.stages[document_id] = [stage]
                 continue
-            stage = stage_from_history(self._history(execution["executionArn"]))
-            observation.stages[document_id] = stage
-            self._notice_from_stage(stage, observation)
+            stages = stages_from_history(self._history(execution["executionArn"]))
+            new = stages[self._reported.get(document_id, 0) :]
+            self._reported[document_id] = len(stages)
+            observation.stages[document_id] = new
+            for stage in new:
+                self._notice_from_stage(stage, observation)
         for line in retrying.values():
             self._notice_from_submit(line, observation)
         return observation

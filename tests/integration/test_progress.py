@@ -98,7 +98,7 @@ def test_run_json_says_each_documents_stages_in_order_on_stderr(tmp_path):
         stages = _stages(done.stderr, document)
         expected = ["uploaded", "submitted", "processing", "waiting for scores", "recorded"]
         assert [s for s in stages if s in expected] == expected, done.stderr
-    assert f"{ACME.name}: uploaded to s3://" in done.stderr
+    assert f"{ACME.name}: uploaded (s3://" in done.stderr
     assert re.search(rf"^\[\d+\.\ds\] {ACME.name}: recorded complete\s+auto", done.stderr, re.M)
 
 

@@ -1,4 +1,4 @@
-"""A running execution's stage from its history events (doctriage_local.stack.watch)."""
+"""A running execution's stages from its history events (doctriage_local.stack.watch)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from doctriage_local.stack.watch import Stage, stage_from_history
+from doctriage_local.stack.watch import Stage, stages_from_history
 
 
 def entered(name: str) -> dict:
@@ -58,8 +58,30 @@ STARTED = {"type": "ExecutionStarted"}
         ([entered("Record Failure")], Stage("recording failure")),
     ],
 )
-def test_stage_from_history(events, stage):
-    assert stage_from_history(events) == stage
+def test_the_last_stage(events, stage):
+    assert stages_from_history(events)[-1] == stage
+
+
+def test_every_stage_is_kept_however_short():
+    # GIVEN the history a look finds after the first wait, the first check and the second
+    events = [
+        STARTED,
+        entered("Wait For Processing"),
+        entered("Check Extraction"),
+        checked(phase="processing"),
+        entered("Wait Before Next Check"),
+        entered("Check Extraction"),
+        checked(phase="unscored"),
+        entered("Wait Before Next Check"),
+    ]
+    # THEN each stage is there once, in order, the ones no look saw included
+    assert [s.name for s in stages_from_history(events)] == [
+        "submitted",
+        "processing",
+        "waiting for scores",
+    ]
+    # AND a longer history only extends the list
+    assert stages_from_history(events[:4]) == stages_from_history(events)[:2]
 
 
 def test_a_failed_check_is_retrying_until_one_succeeds():
@@ -68,8 +90,8 @@ def test_a_failed_check_is_retrying_until_one_succeeds():
         failed("DatalabUnreachable", "poll of Datalab failed: ConnectError"),
         {"type": "LambdaFunctionScheduled"},
     ]
-    assert stage_from_history(failing) == Stage(
+    assert stages_from_history(failing)[-1] == Stage(
         "retrying", "DatalabUnreachable: poll of Datalab failed: ConnectError"
     )
     recovered = [*failing, {"type": "LambdaFunctionSucceeded"}, checked(phase="unscored")]
-    assert stage_from_history(recovered) == Stage("waiting for scores")
+    assert stages_from_history(recovered)[-1] == Stage("waiting for scores")
