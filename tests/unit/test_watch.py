@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from doctriage_local.stack.watch import Stage, stages_from_history
+from doctriage_local.stack.watch import Stage, Watcher, stages_from_history
 
 
 def entered(name: str) -> dict:
@@ -95,3 +95,78 @@ def test_a_failed_check_is_retrying_until_one_succeeds():
     )
     recovered = [*failing, {"type": "LambdaFunctionSucceeded"}, checked(phase="unscored")]
     assert stages_from_history(recovered)[-1] == Stage("waiting for scores")
+
+
+class FakeStack:
+    """What a Watcher reads of a LocalStack: executions, their history, the functions' logs."""
+
+    datalab_api_url = "https://datalab.example"
+
+    def __init__(self, *, window: float = 0, histories: dict | None = None) -> None:
+        self.params = {
+            "IntakeMaxReceives": 10,
+            "SubmitRetryWindowSeconds": window,
+            "ProcessingDeadlineSeconds": 1800,
+        }
+        self.options = type("Options", (), {"time_scale": 1.0})()
+        self.histories = histories or {}
+        self.lambda_ = type("Lambda", (), {"log_lines": []})()
+
+    def executions(self):
+        return [{"name": name, "executionArn": name} for name in self.histories]
+
+    def client(self, service):
+        histories = self.histories
+
+        class StepFunctions:
+            def get_execution_history(self, executionArn, maxResults):
+                return {"events": histories[executionArn]}
+
+        return StepFunctions()
+
+
+def retry_line(document_id: str, reason: str, error: str) -> dict:
+    return {"correlation_id": document_id, "redelivery_in_seconds": 30, "reason": reason,
+            "error": error}  # fmt: skip
+
+
+def test_an_unreachable_datalab_at_submit_is_said_once_with_how_long_submit_retries():
+    stack = FakeStack(window=0)
+    stack.lambda_.log_lines.append(
+        retry_line(
+            "doc-1", "datalab_unreachable", "submit to Datalab failed: ConnectError: refused"
+        )
+    )
+    watcher = Watcher(stack)
+
+    first = watcher.observe(["doc-1"])
+    assert first.stages == {"doc-1": [Stage("uploaded", "submit retrying: datalab_unreachable")]}
+    [notice] = first.notices
+    assert notice.startswith("Datalab at https://datalab.example is unreachable (ConnectError:")
+    # no window: nine back-offs of at least 15 s, 30 s, ... 450 s (half of each ceiling) = 2265 s
+    assert "for at least 38 min (10 deliveries with back-off" in notice
+    assert notice.endswith("recorded as failed (extraction_failed:datalab_unreachable)")
+    assert watcher.observe(["doc-1"]).notices == []  # said once
+
+
+def test_the_retry_window_when_it_is_longer_than_the_deliveries():
+    stack = FakeStack(window=86400)
+    stack.lambda_.log_lines.append(retry_line("doc-1", "datalab_unreachable", "refused"))
+    [notice] = Watcher(stack).observe(["doc-1"]).notices
+    assert "for at least 24.0 h" in notice
+
+
+def test_a_failing_check_and_a_rate_limit_are_said_from_the_history():
+    stack = FakeStack(
+        histories={
+            "doc-1": [entered("Check Extraction"), failed("DatalabUnreachable", "poll failed")],
+            "doc-2": [entered("Check Extraction"), checked(phase="processing", rate_limited=1)],
+        }
+    )
+    observation = Watcher(stack).observe(["doc-1", "doc-2"])
+    assert observation.stages["doc-1"][-1].name == "retrying"
+    assert observation.stages["doc-2"][-1].name == "rate limited"
+    assert sorted(n.split(" (")[0] for n in observation.notices) == [
+        "Datalab at https://datalab.example failed a check",
+        "Datalab is rate limiting",
+    ]
