@@ -21,6 +21,7 @@ def add_parser(sub: Any) -> None:
     )
     options.add_timeout(demo, default=300.0, help="seconds to wait for records")
     options.add_parameter_overrides(demo)
+    options.add_quiet(demo)
     demo.set_defaults(func=run, starts_stack=True)
 
 
@@ -37,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
         StackOptions(**options.stack_options(args.time_scale, args.parameter_overrides))
     ) as stack:
         say(f"  Datalab API at {stack.datalab_api_url}")
-        documents.put_sample_schemas(stack, progress=True)
+        documents.put_sample_schemas(stack, progress=not args.quiet)
         results = documents.process(
-            stack, samples, metadata={}, timeout=args.timeout, progress=True
+            stack, samples, metadata={}, timeout=args.timeout, quiet=args.quiet
         )
         review = stack.review_messages()
         executions = stack.executions()

@@ -1,6 +1,6 @@
 """Documents through a local stack, for the commands that run one (demo, run, review --demo, up).
 
-Upload files, wait for their terminal records, say what happened on stderr; the samples and
+Upload files, wait for their terminal records, report their progress on stderr; the samples and
 their schemas as the commands find them under samples/ (doctriage_local.paths).
 """
 
@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from doctriage_local.cli.options import say
+from doctriage_local.cli.progress import reporter
 from doctriage_local.paths import SAMPLE_SCHEMAS, SAMPLES
+from doctriage_local.stack.watch import Watcher
 
 Result = tuple[Path, dict[str, Any], dict[str, Any] | None]  # file, upload, record (None: none)
 
@@ -47,22 +49,42 @@ def process(
     *,
     metadata: dict[str, str],
     timeout: float,
-    progress: bool,
+    quiet: bool = False,
 ) -> list[Result]:
-    """Upload every (file, doc_type) and wait up to ``timeout`` for their records, in order."""
-    uploads = []
-    for path, doc_type in files:
-        uploaded = stack.upload(path, doc_type, metadata=metadata)
-        uploads.append((path, uploaded))
-        if progress:
-            say(f"  uploaded  s3://{stack.bucket}/{uploaded['key']}")
-    names = {u["document_id"]: p.name for p, u in uploads}
+    """Upload every (file, doc_type) and wait up to ``timeout`` for their records, in order;
+    each document's stage on stderr as it changes (doctriage_local.cli.progress) unless quiet."""
+    progress = reporter(len(files), quiet=quiet)
+    try:
+        uploads = []
+        for path, doc_type in files:
+            uploaded = stack.upload(path, doc_type, metadata=metadata)
+            uploads.append((path, uploaded))
+            progress.stage(path.name, "uploaded", f"s3://{stack.bucket}/{uploaded['key']}")
+        names = {u["document_id"]: p.name for p, u in uploads}
+        watcher = Watcher(stack)
 
-    def on_record(record: dict[str, Any]) -> None:
-        if progress:
-            say(f"  recorded  {names[record['document_id']]:<32} {describe(record)}")
+        def on_waiting(pending: list[str]) -> None:
+            observation = watcher.observe(pending)
+            for text in observation.notices:
+                progress.notice(f"{text}; this command waits up to {timeout:g} s (--timeout)")
+            for document_id, stages in observation.stages.items():
+                for stage in stages:
+                    progress.stage(names[document_id], stage.name, stage.detail)
 
-    records = stack.wait_for_records(list(names), timeout=timeout, on_record=on_record)
+        def on_record(record: dict[str, Any]) -> None:
+            progress.recorded(names[record["document_id"]], describe(record))
+
+        records = stack.wait_for_records(
+            list(names),
+            timeout=timeout,
+            on_record=on_record,
+            on_waiting=None if quiet else on_waiting,
+            # Each look reads every pending execution's history: fewer of them for a big batch,
+            # whose handlers share this process's CPU (30 files: a look every 1.5 s).
+            waiting_every=max(0.5, len(files) / 20),
+        )
+    finally:
+        progress.close()
     return [(p, u, records.get(u["document_id"])) for p, u in uploads]
 
 

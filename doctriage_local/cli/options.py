@@ -108,6 +108,15 @@ def add_timeout(parser: Any, *, default: float, help: str) -> None:
     parser.add_argument("--timeout", type=seconds, default=default, help=help)
 
 
+def add_quiet(parser: Any) -> None:
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress on stderr (errors are still said)",
+    )
+
+
 def add_port(parser: Any, flag: str, *, default: int, what: str) -> None:
     parser.add_argument(
         flag,

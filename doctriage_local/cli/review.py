@@ -4,6 +4,7 @@ doctriage review --demo                     own local stack + the bundled sample
 doctriage review                            the stack `doctriage up` serves (127.0.0.1:4566)
 doctriage review --stack-name doctriage     a deployed stack, found by its outputs
 doctriage review --queue-url URL --table NAME [--bucket NAME] [--region R] [--profile P]
+doctriage review --peek [which stack]       what waits, without receiving a message
 
 The page, its server and the queue consumer are doctriage_local.review; this is the command.
 """
@@ -16,11 +17,20 @@ import signal
 import webbrowser
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from doctriage_core.domain.records import goes_to_review
 from doctriage_local.cli import documents, options
 from doctriage_local.cli.options import say
-from doctriage_local.review.connect import Unreachable, Where, connect, consumer_for_stack
+from doctriage_local.review.connect import (
+    Connection,
+    Unreachable,
+    Where,
+    connect,
+    consumer_for_stack,
+)
 from doctriage_local.review.consumer import MAX_WAIT_SECONDS, ReviewConsumer
+from doctriage_local.review.peek import peek, render
 from doctriage_local.review.server import ReviewServer
 from doctriage_local.stack import LocalStack, StackOptions
 
@@ -37,6 +47,12 @@ def add_parser(sub: Any) -> None:
     )
     _add_where(
         review.add_argument_group("which stack (default: the local stack `doctriage up` serves)")
+    )
+    review.add_argument(
+        "--peek",
+        action="store_true",
+        help="list what waits for review and the queue's counts, receiving no message "
+        "(receive-message would count towards the DLQ); no page is served",
     )
     page = review.add_argument_group("the review page")
     options.add_port(page, "--port", default=DEFAULT_PORT, what="the review page")
@@ -101,6 +117,9 @@ def _default_reviewer() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.demo and args.peek:
+        say("doctriage review: --peek reads a running stack; --demo would start one of its own")
+        return 2
     if args.demo:
         return _demo(args)
     where = Where(
@@ -122,11 +141,23 @@ def run(args: argparse.Namespace) -> int:
     except Unreachable as exc:
         say(f"doctriage review: {exc}")
         return 2
+    if args.peek:
+        return _peek(connection)
     say(
         f"doctriage review: {connection.queue_url}: about {connection.waiting} message(s) "
         f"waiting; table {connection.table_name}"
     )
     return serve(connection.consumer, args)
+
+
+def _peek(connection: Connection) -> int:
+    try:
+        result = peek(connection.consumer.sqs, connection.queue_url, connection.results)
+    except (ClientError, BotoCoreError) as exc:
+        say(f"doctriage review --peek: cannot read the queue's counts or the table: {exc}")
+        return 2
+    print(render(result, connection.queue_url), flush=True)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -140,9 +171,7 @@ def _demo(args: argparse.Namespace) -> int:
         StackOptions(**options.stack_options(time_scale, args.parameter_overrides))
     ) as stack:
         documents.put_sample_schemas(stack)
-        results = documents.process(
-            stack, samples, metadata={}, timeout=args.timeout, progress=True
-        )
+        results = documents.process(stack, samples, metadata={}, timeout=args.timeout)
         waiting = sum(1 for _, _, r in results if r and goes_to_review(r))
         say(f"  {waiting} document(s) on the review queue")
         consumer = consumer_for_stack(stack, visibility_timeout=args.visibility_timeout)

@@ -29,6 +29,7 @@ def add_parser(sub: Any) -> None:
         run_, default=3600.0, help="seconds to wait for every record (default 3600)"
     )
     run_.add_argument("--json", action="store_true", help="print one record per line on stdout")
+    options.add_quiet(run_)
     run_.set_defaults(func=run, starts_stack=True)
 
 
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             [(f, args.doc_type) for f in files],
             metadata=metadata,
             timeout=args.timeout,
-            progress=not args.json,
+            quiet=args.quiet,
         )
     missing = 0
     for path, uploaded, record in results:
@@ -70,6 +71,6 @@ def run(args: argparse.Namespace) -> int:
         elif args.json:
             print(json.dumps(record, separators=(",", ":")), flush=True)
     recorded = [record for _, _, record in results if record is not None]
-    if recorded and not args.json:
+    if recorded and not args.quiet:
         say(f"  {documents.cost_summary(recorded)}")
     return 1 if missing else 0

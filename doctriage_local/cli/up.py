@@ -120,6 +120,7 @@ def _announce(stack: LocalStack, args: argparse.Namespace) -> None:
         f"'s3://{info['bucket']}/incoming/invoice/'\n"
         "  aws --endpoint-url $AWS_ENDPOINT_URL sqs get-queue-attributes "
         f"--queue-url {info['review_queue_url']} --attribute-names ApproximateNumberOfMessages\n"
-        "  doctriage review   # the review page (receive-message would burn receive counts)\n"
+        "  doctriage review          # the review page (receive-message burns receive counts)\n"
+        "  doctriage review --peek   # what waits for review, receiving nothing\n"
         "  doctriage invoke EvaluateFunction --event events/evaluate-failure.json"
     )

@@ -46,6 +46,7 @@ class Connection:
     queue_url: str
     table_name: str
     waiting: str  # SQS's ApproximateNumberOfMessages when connected
+    results: Any  # the results table as a boto3 Table resource (reads beyond the consumer's)
 
 
 def consumer_for_stack(stack: Any, **options: Any) -> ReviewConsumer:
@@ -101,7 +102,8 @@ def connect(
         raise Unreachable(str(exc)) from exc
     except (ClientError, BotoCoreError) as exc:
         raise Unreachable(f"cannot read the review queue: {exc}") from exc
-    table = ResultsTable(table_name, session.resource("dynamodb", endpoint_url=endpoint))
+    dynamodb = session.resource("dynamodb", endpoint_url=endpoint)
+    table = ResultsTable(table_name, dynamodb)
     consumer = ReviewConsumer(
         sqs=sqs,
         queue_url=queue_url,
@@ -110,7 +112,7 @@ def connect(
         bucket=where.bucket,
         visibility_timeout=visibility_timeout,
     )
-    return Connection(consumer, queue_url, table_name, str(waiting))
+    return Connection(consumer, queue_url, table_name, str(waiting), dynamodb.Table(table_name))
 
 
 def _environment_has_keys() -> bool:

@@ -23,6 +23,8 @@ The package, by concern:
 - ``iam``: every request checked against its caller's deployed role;
 - ``patches``: moto and powertools patched for all this, once per process;
 - ``operations``: what users of a running stack do (upload, records, executions, review queue).
+- ``watch``: where each document stands (its stages) and what Datalab is doing to all of them,
+  read as the operator: what the CLI's progress shows (doctriage_local.cli.progress).
 """
 
 from doctriage_local.stack.lifecycle import LocalStack, local_stack

@@ -10,8 +10,10 @@ failed messages for redelivery and the DLQ.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
+import json
 import logging
 import sys
 import threading
@@ -72,6 +74,9 @@ class InProcessLambda:
         self.role_credentials = role_credentials
         self.invocations: dict[str, int] = {}  # by logical id
         self._count_lock = threading.Lock()
+        # The handlers' log lines as dicts, as CloudWatch Logs would keep them (the operator's
+        # view of what the functions said: doctriage_local.stack.watch reads them).
+        self.log_lines: collections.deque[dict[str, Any]] = collections.deque(maxlen=10_000)
 
     def load_handlers(self, service_name: str | None, log_level: str) -> None:
         """Import every handler's module (after the handlers' environment is set)."""
@@ -84,9 +89,14 @@ class InProcessLambda:
         # The handlers' modules may come from an earlier stack in this process: set the level.
         service_logger.setLevel(log_level)
         # Handler logs go to stderr so that stdout stays for what the CLI prints.
-        for handler in service_logger.handlers:
-            if isinstance(handler, logging.StreamHandler):
+        kept = _KeptLogs(self.log_lines)
+        for handler in list(service_logger.handlers):
+            if isinstance(handler, _KeptLogs):  # an earlier stack's
+                service_logger.removeHandler(handler)
+            elif isinstance(handler, logging.StreamHandler):
                 handler.stream = _CurrentStderr()
+                kept.setFormatter(handler.formatter)
+        service_logger.addHandler(kept)
 
     def invoke(self, function: str, event: Any) -> tuple[Any, bool]:
         """Run a handler in-process: (result, errored). ``function``: logical id or name."""
@@ -204,6 +214,20 @@ class EventSourceMappings:
                 if message["MessageId"] in failed:
                     continue  # visible again after the (scaled) visibility timeout
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+class _KeptLogs(logging.Handler):
+    """Each log line (powertools' JSON, so with the correlation id) kept as a dict."""
+
+    def __init__(self, lines: collections.deque[dict[str, Any]]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(json.loads(self.format(record)))
+        except ValueError:  # not powertools' JSON formatter: keep the message alone
+            self.lines.append({"level": record.levelname, "message": record.getMessage()})
 
 
 class _CurrentStderr:

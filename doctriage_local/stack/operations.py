@@ -81,10 +81,17 @@ class StackOperations:
         document_ids: list[str],
         timeout: float = 120.0,
         on_record: Callable[[dict[str, Any]], None] | None = None,
+        on_waiting: Callable[[list[str]], None] | None = None,
+        waiting_every: float = 0.5,
     ) -> dict[str, dict[str, Any]]:
-        """Block until every document has its terminal record (or the timeout passes)."""
+        """Block until every document has its terminal record (or the timeout passes).
+
+        ``on_record`` gets each record as it comes; ``on_waiting`` the document ids still
+        without one, every ``waiting_every`` seconds (doctriage_local.stack.watch observes them).
+        """
         done: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
+        next_waiting = time.monotonic()
         while len(done) < len(set(document_ids)) and time.monotonic() < deadline:
             for document_id in document_ids:
                 if document_id in done:
@@ -94,6 +101,10 @@ class StackOperations:
                     done[document_id] = record
                     if on_record:
                         on_record(record)
+            pending = [d for d in document_ids if d not in done]
+            if on_waiting and pending and time.monotonic() >= next_waiting:
+                on_waiting(pending)
+                next_waiting = time.monotonic() + waiting_every
             time.sleep(0.05)
         return done
 

@@ -7,6 +7,7 @@ ends the review process cleanly, and the record and the queue are read back over
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import boto3
@@ -14,7 +15,14 @@ import httpx
 import pytest
 
 from doctriage_local.paths import SAMPLES
-from tests.integration.up_process import first_line, running_up, start, stop
+from tests.integration.up_process import (
+    command,
+    environment,
+    first_line,
+    running_up,
+    start,
+    stop,
+)
 
 GLOBEX = SAMPLES / "invoice" / "globex-invoice-smudged.pdf"
 
@@ -95,3 +103,54 @@ def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
     assert review_item["corrected"]["M"] == {"invoice_number": {"S": "INV-0077"}}
     assert review_item["accepted"]["L"] == [{"S": "due_date"}, {"S": "total_amount"}]
     assert waiting() == (0, 0)
+
+
+def test_peek_lists_what_waits_and_changes_no_receive_count(up, tmp_path):
+    aws = {
+        "endpoint_url": up["endpoint_url"],
+        "region_name": "us-east-1",
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }
+    sqs = boto3.client("sqs", **aws)
+    queue = up["review_queue_url"]
+    # GIVEN a needs_review document on the review queue (and a decided one from the test above)
+    boto3.client("s3", **aws).upload_file(str(GLOBEX), up["bucket"], "incoming/invoice/peek.pdf")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not _waiting(sqs, queue):
+        time.sleep(0.2)
+    assert _waiting(sqs, queue) == 1, "the document did not reach the review queue"
+
+    # WHEN the queue is peeked at, twice
+    for _ in range(2):
+        done = subprocess.run(
+            [command("doctriage"), "review", "--peek"],
+            cwd=tmp_path,
+            env=environment(AWS_ENDPOINT_URL=up["endpoint_url"]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        # THEN it lists the undecided document with its key and flags, and the queue's counts
+        assert "1 waiting, 0 with a reviewer, 0 delayed; 0 in its DLQ" in done.stdout
+        assert "1 record(s) wait for a decision" in done.stdout, done.stdout
+        [row] = [line for line in done.stdout.splitlines() if "incoming/invoice/peek.pdf" in line]
+        assert "complete" in row
+        assert "missing_field:due_date" in row
+        assert "review-cli.pdf" not in done.stdout  # decided above: nothing waits for it
+
+    # AND nothing was received: the first receive is the message's first
+    [message] = sqs.receive_message(
+        QueueUrl=queue, AttributeNames=["ApproximateReceiveCount"], WaitTimeSeconds=1
+    )["Messages"]
+    assert message["Attributes"]["ApproximateReceiveCount"] == "1"
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _waiting(sqs, queue_url):
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])

@@ -329,7 +329,7 @@ class Intake:
             if isinstance(exc, errors.DatalabRateLimited):
                 self._throttled, self._retry_after = True, exc.retry_after
             if not last:
-                self._back_off(receipt_handle, receive_count, exc.retry_after)
+                self._back_off(receipt_handle, receive_count, exc)
             raise
         # An operator must fix a configuration failure: say it at ERROR, not in passing.
         log = self._log.error if outcome["reason"] == "configuration" else self._log.info
@@ -341,12 +341,16 @@ class Intake:
         )
         self._count(outcome["outcome"])
 
-    def _back_off(self, receipt_handle: str, receive_count: int, retry_after: float | None) -> None:
+    def _back_off(
+        self, receipt_handle: str, receive_count: int, exc: errors.TransientError
+    ) -> None:
         """Back off this one message instead of waiting out the queue's whole visibility timeout."""
-        delay = redelivery_delay_seconds(receive_count, retry_after)
+        delay = redelivery_delay_seconds(receive_count, exc.retry_after)
         self._redeliver(receipt_handle, delay)
         self._log.warning(
             "Datalab or S3 unavailable; will retry",
+            reason=exc.reason,
+            error=str(exc),
             redelivery_in_seconds=delay,
             receive_count=receive_count,
         )
