@@ -48,7 +48,10 @@ def run_load(
     seconds_per_page: float = 0.25,
     time_scale: float = 1.0,
     timeout: float = 3600.0,
+    request_budget: int | None = None,
 ) -> dict[str, Any]:
+    """``request_budget``: the stack's DatalabRequestsPerMinute (None: the template's default,
+    0: no shared budget)."""
     samples = sorted(p for p in SAMPLES.glob("*/*.pdf"))
     sizes = SIZE_MIX if mixed_sizes else [None]
     emulator = EmulatorConfig(
@@ -64,7 +67,9 @@ def run_load(
     for n in range(documents):
         claimed = sizes[n % len(sizes)] or pages[samples[n % len(samples)]]
         page_seconds += claimed * (emulator.base_processing_seconds + claimed * seconds_per_page)
-    with LocalStack(StackOptions(time_scale=time_scale, emulator=emulator)) as stack:
+    parameters = {} if request_budget is None else {"DatalabRequestsPerMinute": str(request_budget)}
+    options = StackOptions(time_scale=time_scale, emulator=emulator, parameters=parameters)
+    with LocalStack(options) as stack:
         for schema in (SAMPLES / "schemas").glob("*.json"):
             stack.put_schema(schema.stem, schema)
         bodies = {p: p.read_bytes() for p in samples}
@@ -136,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-concurrent", type=int, default=400)
     parser.add_argument("--pages-in-flight", type=int, default=5000)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--request-budget",
+        type=int,
+        default=None,
+        help="DatalabRequestsPerMinute for the stack (default the template's; 0: no budget)",
+    )
     args = parser.parse_args(argv)
     result = run_load(
         args.documents,
@@ -143,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent,
         max_pages_in_flight=args.pages_in_flight,
         time_scale=args.time_scale,
+        request_budget=args.request_budget,
     )
     width = max(len(k) for k in result)
     print(

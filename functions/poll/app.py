@@ -29,10 +29,14 @@ def lambda_handler(event: WorkflowState, context: LambdaContext) -> PollStatus:
         datalab=runtime.datalab_client(settings.datalab),
         store=runtime.document_store(settings.documents_bucket),
         settings=settings,
+        requests=runtime.request_budget(settings.usage_table),
     )
-    metrics.add_metric(name="DatalabPolls", unit=MetricUnit.Count, value=1)
+    queued = "queued" in status  # nothing asked: the team's request budget had none to spare
+    metrics.add_metric(
+        name="PollsQueuedForRequests" if queued else "DatalabPolls", unit=MetricUnit.Count, value=1
+    )
     logger.info(
-        "checked extraction",
+        "queued for the request budget" if queued else "checked extraction",
         phase=status["phase"],
         ready=status["ready"],
         next_wait_seconds=status["next_wait_seconds"],

@@ -32,6 +32,8 @@ class DatalabSettings:
     api_url: str
     api_key_secret_arn: str
     timeout_seconds: float = 30.0
+    # The team's shared request budget (DatalabRequestsPerMinute); 0: no budget kept.
+    requests_per_minute: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class SubmitSettings:
 class PollSettings:
     documents_bucket: str
     datalab: DatalabSettings
+    usage_table: str
     processing_deadline_seconds: float = 1800.0
     scoring_deadline_seconds: float = 300.0
     time_scale: float = 1.0
@@ -114,6 +117,7 @@ def _datalab() -> DatalabSettings:
         api_url=_required("DATALAB_API_URL"),
         api_key_secret_arn=_required("DATALAB_API_KEY_SECRET_ARN"),
         timeout_seconds=_number("DATALAB_TIMEOUT_SECONDS", 30, low=0.1, high=900),
+        requests_per_minute=int(_number("DATALAB_REQUESTS_PER_MINUTE", 0, low=0, high=100_000)),
     )
 
 
@@ -163,6 +167,7 @@ def poll_settings() -> PollSettings:
     return PollSettings(
         documents_bucket=_required("DOCUMENTS_BUCKET"),
         datalab=_datalab(),
+        usage_table=_required("USAGE_TABLE"),
         processing_deadline_seconds=_number("PROCESSING_DEADLINE_SECONDS", 1800, low=1),
         scoring_deadline_seconds=_number("SCORING_DEADLINE_SECONDS", 300, low=1),
         time_scale=_time_scale(),

@@ -213,6 +213,12 @@ class HeldForBudget(RuntimeError):
         self.retry_after = retry_after
 
 
+class WaitingForRequests(HeldForBudget):
+    """The shared request budget (DatalabRequestsPerMinute) is used up for this moment: the
+    upload waits on the intake queue for the next window, as a spent budget holds it, but it is
+    no alarm: it is how a burst queues instead of provoking 429s."""
+
+
 _BASES = (DoctriageError, TransientError, PermanentError)
 
 
@@ -231,4 +237,9 @@ def _concrete(base: type[DoctriageError]) -> tuple[type[DoctriageError], ...]:
 TRANSIENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(TransientError)
 PERMANENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(PermanentError)
 # Errors for the operator or the DLQ, not a document's state: the third and last registry.
-OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (ConfigError, MalformedMessage, HeldForBudget)
+OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    MalformedMessage,
+    HeldForBudget,
+    WaitingForRequests,
+)

@@ -41,6 +41,12 @@ class Spending(Protocol):
         """Count one document once (a repeated call for the same document counts nothing)."""
 
 
+class RequestBudget(Protocol):
+    """The Datalab team's shared request allowance (``domain/request_budget.py``'s windows)."""
+
+    def take(self, key: str, allowance: int, expires_at: int) -> bool: ...
+
+
 class Queue(Protocol):
     def send(self, message: dict[str, Any]) -> None: ...
 

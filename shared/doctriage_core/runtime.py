@@ -22,6 +22,7 @@ from doctriage_core import config
 from doctriage_core.adapters.aws import (
     DocumentStore,
     IntakeQueue,
+    RequestBudgetTable,
     ResultsTable,
     ReviewQueue,
     UsageTable,
@@ -47,6 +48,7 @@ __all__ = [
     "evaluate_settings",
     "intake_queue",
     "poll_settings",
+    "request_budget",
     "reset",
     "results_table",
     "review_queue",
@@ -85,6 +87,7 @@ review_queue = _OnePerName(ReviewQueue)
 intake_queue = _OnePerName(IntakeQueue)
 workflows = _OnePerName(Workflows)
 usage_table = _OnePerName(UsageTable)
+request_budget = _OnePerName(RequestBudgetTable)
 
 _clients: dict[tuple[str, str, float], DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
@@ -137,6 +140,7 @@ def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], Submi
             review_queue=review_queue(settings.review_queue_url),
             workflows=workflows(settings.state_machine_arn),
             spending=usage_table(settings.usage_table),
+            requests=request_budget(settings.usage_table),
             settings=settings,
         )
 
@@ -153,6 +157,7 @@ def reset() -> None:
         intake_queue,
         workflows,
         usage_table,
+        request_budget,
     ):
         factory.cache_clear()
     for client in _clients.values():

@@ -1581,3 +1581,95 @@ def test_a_records_pages_and_cents_are_counted_by_document_before_it_is_stored()
         )
     assert spending.added == [("doc-1", "day#2025-06-15", "month#2025-06", 2, 2.0)] * 2
     assert env.results.put_calls == 2
+
+
+# ------------------------------------------------------------------ shared request budget
+
+
+class FakeRequestBudget:
+    def __init__(self, grants: int) -> None:
+        self.grants = grants
+        self.asked: list[tuple[str, int]] = []
+
+    def take(self, key: str, allowance: int, expires_at: int) -> bool:
+        self.asked.append((key, allowance))
+        if self.grants <= 0:
+            return False
+        self.grants -= 1
+        return True
+
+
+def _datalab_settings(per_minute: int) -> DatalabSettings:
+    return dataclasses.replace(DEFAULTS["datalab"], requests_per_minute=per_minute)
+
+
+def _poll_budgeted(
+    state: Any,
+    datalab: FakeDatalab,
+    store: FakeStore,
+    *,
+    at: float,
+    budget: FakeRequestBudget,
+    per_minute: int = 400,
+) -> Any:
+    return check_extraction(
+        state,
+        datalab=datalab,
+        store=store,
+        settings=make_settings(PollSettings, datalab=_datalab_settings(per_minute)),
+        requests=budget,
+        now=Clock(at),
+    )
+
+
+def test_a_poll_without_a_request_to_spare_asks_nothing_and_looks_again_next_window() -> None:
+    first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    datalab = FakeDatalab(answers=[SCORED])
+    out = _poll_budgeted(
+        _state(first), datalab, store, at=T0 + 30, budget=FakeRequestBudget(grants=0)
+    )
+    assert datalab.checked == []  # nothing asked of Datalab
+    assert (out["ready"], out["phase"], out["polls"], out["queued"]) == (False, "unscored", 1, 1)
+    assert 1 <= out["next_wait_seconds"] <= 5  # the budget's next window
+    assert out["complete_seen_at"] == first["complete_seen_at"]
+    assert out["result_key"] == first["result_key"]
+    # ... and with a request to spare the poll goes on where it was
+    again = _poll_budgeted(
+        _state(out), datalab, store, at=T0 + 35, budget=FakeRequestBudget(grants=1)
+    )
+    assert datalab.checked == [_state()["datalab"]["check_url"]]
+    assert (again["ready"], again["phase"], again["polls"]) == (True, "scored", 2)
+    assert "queued" not in again
+
+
+def test_a_submit_without_a_request_to_spare_sends_nothing_and_waits_on_the_queue() -> None:
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    budget = FakeRequestBudget(grants=0)
+    upload = Upload(bucket=BUCKET, raw_key="incoming/invoice/a.pdf", version_id="v-1", etag="e")
+    with pytest.raises(errors.WaitingForRequests) as waiting:
+        submit_upload(
+            upload.document(),
+            last_delivery=True,  # even on the last delivery: waiting is never a failure
+            store=env.store,
+            datalab=lambda: env.datalab,
+            results=env.results,
+            review_queue=env.queue,
+            workflows=env.workflows,
+            settings=make_settings(SubmitSettings, datalab=_datalab_settings(400)),
+            requests=budget,
+            now=Clock(T0),
+        )
+    assert 0 < waiting.value.retry_after <= 5
+    assert budget.asked == [(f"requests#{int(T0 // 5)}", 30)]
+    assert env.datalab.submitted == []
+    assert env.results.items == {}
+
+
+def test_no_budget_kept_asks_no_table() -> None:
+    budget = FakeRequestBudget(grants=0)
+    datalab = FakeDatalab(answers=[PROCESSING])
+    out = _poll_budgeted(_state(), datalab, FakeStore(), at=T0 + 10, budget=budget, per_minute=0)
+    assert out["phase"] == "processing"
+    assert len(datalab.checked) == 1
+    assert budget.asked == []

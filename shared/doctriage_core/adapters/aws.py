@@ -364,6 +364,33 @@ class UsageTable:
             raise
 
 
+class RequestBudgetTable:
+    """The shared request budget's counters (one item per window) in the usage table."""
+
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    @_transient_aws_errors
+    def take(self, key: str, allowance: int, expires_at: int) -> bool:
+        """One request from the window ``key``; False when its allowance is used up."""
+        try:
+            self._table.update_item(
+                Key={"period": key},
+                UpdateExpression="ADD taken :one SET expires_at = :expires",
+                ConditionExpression="attribute_not_exists(taken) OR taken < :allowance",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":allowance": allowance,
+                    ":expires": expires_at,
+                },
+            )
+            return True
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+        return False
+
+
 class ReviewQueue:
     def __init__(self, queue_url: str, client: Any = None) -> None:
         self.queue_url = queue_url

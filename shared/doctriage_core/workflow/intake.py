@@ -176,6 +176,7 @@ METRICS = {
     "folder_marker": "FolderMarkersSkipped",
     "sent_again": "UploadsSentAgain",
     "held_for_budget": "UploadsHeldForBudget",
+    "waiting_for_requests": "UploadsWaitingForRequests",
 }
 
 
@@ -315,13 +316,15 @@ class Intake:
                 )
             outcome = self._submit(document, give_up)
         except errors.HeldForBudget as exc:
-            self._log.warning(
-                "upload held: the Datalab budget is spent; nothing was sent",
+            waiting = isinstance(exc, errors.WaitingForRequests)
+            log = self._log.info if waiting else self._log.warning
+            log(
+                "upload waits: nothing was sent",
                 reason=str(exc),
                 key=upload.raw_key,
-                next_look_in_seconds=round(exc.retry_after),
+                next_look_in_seconds=round(exc.retry_after, 1),
             )
-            self._count("held_for_budget")
+            self._count("waiting_for_requests" if waiting else "held_for_budget")
             if not last:
                 self._redeliver(receipt_handle, exc.retry_after)
             raise

@@ -9,6 +9,7 @@ state machine to retry; the deadlines (pipeline time, see domain/timeline.py) bo
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from doctriage_core.domain.poll_policy import (
 )
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.domain.timeline import Timeline, iso_utc
-from doctriage_core.ports import Datalab, Store
+from doctriage_core.ports import Datalab, RequestBudget, Store
 from doctriage_core.workflow.state import (
     DatalabRequest,
     Phase,
@@ -33,7 +34,7 @@ from doctriage_core.workflow.state import (
     WorkflowState,
     latest_request,
 )
-from doctriage_core.workflow.submit import send_document
+from doctriage_core.workflow.submit import request_wait, send_document
 
 _CARRIED = ("complete_seen_at", "result_key", "page_count", "cost_cents")
 
@@ -127,6 +128,24 @@ class _Poll:
             },
         )
 
+    def queued(self, wait: float) -> PollStatus:
+        """The status as it was (no request made), to be looked at again after ``wait``."""
+        kept = ("rate_limited", *_CARRIED)
+        return cast(
+            PollStatus,
+            {
+                **{k: v for k, v in self.previous.items() if k in kept},
+                "ready": False,
+                "scored": False,
+                "phase": self.phase,
+                "polls": self.polls - 1,
+                "phase_polls": self.phase_polls,
+                "next_wait_seconds": max(1, math.ceil(wait)),
+                "datalab": self.request,
+                "queued": int(self.previous.get("queued", 0)) + 1,
+            },
+        )
+
     def deadline_exceeded(self, what: str) -> errors.DeadlineExceeded:
         return errors.DeadlineExceeded(
             f"{what} after {self.settings.processing_deadline_seconds:.0f} s"
@@ -139,15 +158,22 @@ def check_extraction(
     datalab: Datalab,
     store: Store,
     settings: PollSettings,
+    requests: RequestBudget | None = None,
     now: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> PollStatus:
     """Poll Datalab once (or resubmit a throttled document); return the next status.
 
+    With no request to spare in the team's shared budget (``requests``), nothing is asked: the
+    same status comes back with a wait until the budget's next window.
+
     The status always carries ``datalab`` (request_id, check_url, submissions): the request to
     poll next, which a page-rate resubmit replaces.
     """
     poll = _Poll(state, settings, now(), rng)
+    wait = request_wait(requests, settings.datalab, poll.now, settings.time_scale)
+    if wait is not None:
+        return poll.queued(wait)
     if poll.phase == "throttled":
         return _throttled_again(poll, datalab=datalab, store=store)
     if poll.phase == "billing":

@@ -63,6 +63,7 @@ class PollStatus(TypedDict, total=False):
     complete_seen_at: str | None
     page_count: int | None
     cost_cents: float | None  # Datalab's charge (cost_breakdown), once a fetch has carried it
+    queued: int  # times the team's shared request budget had nothing to spare (no request made)
     rate_limited: int  # 429s in a row (absent after any other answer): the back-off grows with it
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from doctriage_core import errors
-from doctriage_core.config import SubmitSettings
+from doctriage_core.config import DatalabSettings, SubmitSettings
 from doctriage_core.domain.budget import Budget, Periods, Spent, over_budget, seconds_until_recheck
 from doctriage_core.domain.documents import (
     SNIFF_BYTES,
@@ -28,9 +28,19 @@ from doctriage_core.domain.documents import (
     schema_key_for,
 )
 from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
+from doctriage_core.domain.request_budget import window_at
 from doctriage_core.domain.schemas import document_threshold, load_schema, parse_threshold
 from doctriage_core.domain.timeline import iso_utc
-from doctriage_core.ports import Datalab, Queue, Results, Spending, Starter, Store, SubmissionLike
+from doctriage_core.ports import (
+    Datalab,
+    Queue,
+    RequestBudget,
+    Results,
+    Spending,
+    Starter,
+    Store,
+    SubmissionLike,
+)
 from doctriage_core.workflow.finish import fail_document
 from doctriage_core.workflow.state import WorkflowInput
 
@@ -87,6 +97,19 @@ def send_document(
         body.close()
 
 
+def request_wait(
+    budget: RequestBudget | None, settings: DatalabSettings, now: float, time_scale: float
+) -> float | None:
+    """Take one request from the team's shared budget: None when granted, else how long (in
+    the pipeline's time) until the next window may grant one. No budget kept: always granted."""
+    if budget is None or settings.requests_per_minute <= 0:
+        return None
+    window = window_at(now, settings.requests_per_minute, time_scale)
+    if budget.take(window.key, window.allowance, window.expires_at):
+        return None
+    return window.seconds_left
+
+
 def _upload_threshold(metadata: dict[str, str], settings: SubmitSettings) -> float | None:
     """The upload's own threshold (S3 metadata), held to the stack's MinimumUploadThreshold."""
     if UPLOAD_THRESHOLD_METADATA not in metadata:
@@ -121,6 +144,7 @@ def submit_upload(
     workflows: Starter,
     settings: SubmitSettings,
     spending: Spending | None = None,
+    requests: RequestBudget | None = None,
     now: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> SubmitOutcome:
@@ -129,7 +153,8 @@ def submit_upload(
     Transient errors propagate (the message is redelivered) unless this is the last delivery
     the queue allows: that one records the document as failed instead of losing it to the DLQ.
     Over the spend guard's budget (``spending`` and ``settings.budget``) nothing is sent:
-    HeldForBudget propagates, and intake keeps the message.
+    HeldForBudget propagates, and intake keeps the message; so does WaitingForRequests when the
+    team's shared request budget (``requests``) has nothing left this moment.
     """
     threshold = settings.human_review_threshold
     try:
@@ -159,6 +184,11 @@ def submit_upload(
         )
         if spending is not None and settings.budget.enabled:
             _check_budget(settings.budget, spending, now())
+        wait = request_wait(requests, settings.datalab, now(), settings.time_scale)
+        if wait is not None:
+            raise errors.WaitingForRequests(
+                "the Datalab team's request budget is used up for now", retry_after=wait
+            )
         submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
     except errors.ConfigError as exc:
         # A setting no document can succeed without (the Datalab URL or key): recorded as failed
