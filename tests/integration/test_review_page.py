@@ -206,6 +206,7 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert _dark_pixels(page.screenshot(clip=rect)) > 30
     blank = {**rect, "x": image["x"] + 0.62 * image["width"]}
     assert _dark_pixels(page.screenshot(clip=blank)) == 0
+    assert _axe_violations(page) == []  # axe-core: no serious or critical violation
 
     # While the document is open, the heartbeat keeps its message hidden past the timeout.
     time.sleep(VISIBILITY_TIMEOUT + 0.5)
