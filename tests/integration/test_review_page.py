@@ -514,7 +514,14 @@ def test_on_a_phone_the_card_shows_its_crop_and_nothing_scrolls_sideways(
         assert mark["width"] > 0
         assert frame["x"] <= mark["x"]
         assert mark["x"] + mark["width"] <= frame["x"] + frame["width"]
-        assert _dark_pixels(crop.screenshot()) > 30  # the document's text, not a blank crop
+        # ... the page image behind it, scaled so the mark sits on the field's bbox in it.
+        assert first.get_attribute("data-field") == "lines[0].amount"
+        bbox = record["fields"]["lines"]["items"][0]["amount"]["bbox"]
+        image = crop.locator("img").bounding_box()
+        assert image["width"] > 1.5 * frame["width"]  # the page, zoomed to the field
+        for key, size in (("x", "width"), ("y", "height"), ("width", "width")):
+            at = mark[key] - (image[key] if key in "xy" else 0)
+            assert at / image[size] == pytest.approx(bbox[key], abs=0.005), key
 
         # A mouse click on a radio of a card further down lands: focus scrolls nothing under it.
         radio = boxed.nth(1).locator('input[type=radio][value="accept"]')
