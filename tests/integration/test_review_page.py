@@ -252,6 +252,7 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert review_server.status()["decided"] == 1
     page.wait_for_function("() => document.getElementById('duplicates').textContent === '1'")
     assert "/doc/" not in page.url
+    assert _axe_violations(page) == []  # the waiting page too
 
 
 def test_an_incomplete_or_foreign_form_stores_nothing(stack, review_server):
@@ -568,6 +569,10 @@ def test_the_page_image_zooms_pans_and_jumps_to_a_page(stack, fixture_server, pa
     page.mouse.up()
     assert viewer.evaluate("v => [v.scrollLeft, v.scrollTop]") == [start[0] - 120, start[1] + 150]
 
+    page.keyboard.down("Control")  # Ctrl+wheel (a touchpad's pinch) zooms the page image only
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    assert page.locator("#zoom-level").inner_text() == "200%"
     page.keyboard.press("0")  # back to the width of the viewer
     assert page.locator("#zoom-level").inner_text() == "100%"
     assert page.locator("#page-0 img").bounding_box()["width"] == pytest.approx(width, 1)

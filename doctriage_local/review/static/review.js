@@ -7,7 +7,7 @@
   const token = body.dataset.token || "";
 
   function isTyping(el) {
-    return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" &&
+    return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || (el.tagName === "INPUT" &&
       !["radio", "checkbox", "button", "submit"].includes(el.type)));
   }
 
@@ -243,6 +243,12 @@
       viewer.scrollLeft = drag.left - (event.clientX - drag.x);
       viewer.scrollTop = drag.top - (event.clientY - drag.y);
     });
+    // Ctrl+wheel (and a touchpad pinch, which Chromium sends as one) zooms the page image.
+    viewer.addEventListener("wheel", (event) => {
+      if (!event.ctrlKey) return;
+      event.preventDefault();
+      zoomBy(event.deltaY < 0 ? 1 : -1);
+    }, { passive: false });
     viewer.addEventListener("dragstart", (event) => event.preventDefault());  // the image's
     const stop = () => { drag = null; viewer.classList.remove("panning"); };
     viewer.addEventListener("pointerup", stop);
