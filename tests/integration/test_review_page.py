@@ -409,6 +409,8 @@ AXE = Path(__file__).resolve().parents[1] / "fixtures" / "axe" / "axe.min.js"  #
 
 def _axe_violations(page):
     """axe-core's serious and critical violations on the page as it stands (WCAG 2.x A/AA)."""
+    if not AXE.is_file():
+        pytest.skip(f"axe-core is missing at {AXE} (vendored; see tests/fixtures/axe/README.md)")
     # (the page's CSP forbids an injected <script>; evaluation through the driver is not one)
     if not page.evaluate("() => typeof axe !== 'undefined'"):
         page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")

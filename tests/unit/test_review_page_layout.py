@@ -39,6 +39,7 @@ def test_the_crop_shows_the_page_around_the_box_with_the_box_marked(box):
     assert left + mark["left"] / 100 * crop_w == pytest.approx(box["x"], abs=1e-4)
     assert mark["width"] / 100 * crop_w == pytest.approx(box["width"], abs=1e-4)
     ratio = re.search(r"aspect-ratio:([\d.]+) / ([\d.]+)", html)
+    assert ratio
     crop_h = float(ratio[2]) / 1400
     top = -image["top"] / 100 * crop_h
     assert 0 <= top <= 1 - crop_h + 1e-3
@@ -54,8 +55,8 @@ def test_no_crop_without_a_box_or_the_page_size():
 
 def test_a_box_at_the_right_edge_has_its_tag_on_its_left():
     def node(x: float) -> Node:
-        result = {"value": 1, "confidence": 0.2, "page": 0}
-        result["bbox"] = {"x": x, "y": 0.1, "width": 0.1, "height": 0.02}
+        bbox = {"x": x, "y": 0.1, "width": 0.1, "height": 0.02}
+        result = {"value": 1, "confidence": 0.2, "page": 0, "bbox": bbox}
         return Node(path=f"f{x}", field=f"f{x}", result=result, prop=None, leaf=True)
 
     nodes = {"left": node(0.1), "right": node(0.8)}
