@@ -32,6 +32,9 @@ from doctriage_local.review.decision import (
 from doctriage_local.review.render import RenderedPage
 
 LOW_CONFIDENCE = 0.5
+TAG_LEFT_FROM = 0.7  # a box ending right of this (page fraction) has its tag on its left
+CROP_MIN_WIDTH = 0.35  # a card's crop shows at least this much of the page's width …
+CROP_PAD = (0.04, 0.02)  # … and this much (x, y) around the box
 
 
 def confidence_class(confidence: float | None, threshold: float | None) -> str:
@@ -105,7 +108,7 @@ def _rows_table(rows: list[Any], columns: list[str], cell: Any, caption: str) ->
             cells.append(f'<td class="{css}">{html}</td>' if css else f"<td>{html}</td>")
         body.append(f'<tr><th scope="row">{i + 1}</th>{"".join(cells)}</tr>')
     return (
-        f'<div class="table-wrap"><table class="rows"><caption>{_e(caption)}</caption>'
+        f'<div class="table-wrap" tabindex="0"><table class="rows"><caption>{_e(caption)}</caption>'
         f'<thead><tr><th scope="col">row</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
@@ -120,7 +123,7 @@ def _value_html(value: Any) -> str:
         return _rows_table(value, columns, lambda i, c: (_cell_html(value[i].get(c)), ""), rows)
     if isinstance(value, (list, dict)):
         text = json.dumps(value, indent=2, ensure_ascii=False)
-        return f'<pre class="value">{_e(text)}</pre>'
+        return f'<pre class="value" tabindex="0">{_e(text)}</pre>'
     return f'<code class="value">{_e(display_value(value))}</code>'
 
 
@@ -180,6 +183,7 @@ def _flagged_card(
     threshold: float | None,
     form: dict[str, list[str]] | None,
     problem: str | None,
+    crop: str = "",
 ) -> str:
     """One path to decide: why, what was extracted, where, and accept / correct."""
     name, field = node.path, node.result
@@ -205,6 +209,7 @@ def _flagged_card(
     <dt>Extracted</dt><dd>{_value_html(field.get("value"))}</dd>
     <dt>Where</dt><dd>{_where(field, index)}</dd>
   </dl>
+  {crop}
   {_reasoning_html(field)}
   <div class="choices" role="radiogroup" aria-label="Decision for {_e(name)}">
     <label class="choice"><input type="radio" name="decision.{_e(name)}" value="accept"
@@ -286,12 +291,61 @@ def _boxes(
             f"left:{_pct(box['x'])};top:{_pct(box['y'])};"
             f"width:{_pct(box['width'])};height:{_pct(box['height'])}"
         )
+        side = " tag-left" if box["x"] + box["width"] > TAG_LEFT_FROM else ""
         out.append(
-            f'<a class="box {css}" id="box-{index}" href="#field-{index}" data-field="{_e(name)}"'
-            f' data-card="field-{index}" style="{style}" title="{_e(title)}">'
+            f'<a class="box {css}{side}" id="box-{index}" href="#field-{index}"'
+            f' data-field="{_e(name)}" data-card="field-{index}" style="{style}"'
+            f' title="{_e(title)}">'
             f'<span class="tag">{_e(name)}</span></a>'
         )
     return "".join(out)
+
+
+def _crop_html(
+    index: int, field: dict[str, Any], document_id: str, sizes: dict[int, tuple[int, int]]
+) -> str:
+    """The page around a field's box, for a card (shown on narrow screens, where the page and the
+    card are never in sight together). Pure CSS: the crop keeps the region's aspect ratio and the
+    page image is scaled and shifted inside it, so it needs no second image."""
+    page, box = field.get("page"), field.get("bbox")
+    if page is None or not box or int(page) not in sizes:
+        return ""
+    width_px, height_px = sizes[int(page)]
+    x, y, w, h = (max(0.0, min(1.0, float(box[k]))) for k in ("x", "y", "width", "height"))
+    crop_w = min(1.0, max(w + 2 * CROP_PAD[0], CROP_MIN_WIDTH))
+    crop_h = min(1.0, h + 2 * CROP_PAD[1])
+    left = max(0.0, min(1.0 - crop_w, x + w / 2 - crop_w / 2))
+    top = max(0.0, min(1.0 - crop_h, y + h / 2 - crop_h / 2))
+    image = (
+        f"width:{100 / crop_w:.4f}%;left:{-left / crop_w * 100:.4f}%;top:{-top / crop_h * 100:.4f}%"
+    )
+    mark = (
+        f"left:{(x - left) / crop_w * 100:.4f}%;top:{(y - top) / crop_h * 100:.4f}%;"
+        f"width:{w / crop_w * 100:.4f}%;height:{h / crop_h * 100:.4f}%"
+    )
+    ratio = f"{crop_w * width_px:.1f} / {crop_h * height_px:.1f}"
+    return (
+        f'<div class="crop" id="crop-{index}" style="aspect-ratio:{ratio}">'
+        f'<img src="{document_url(document_id)}/page/{int(page)}" alt="" style="{image}">'
+        f'<span class="crop-mark" style="{mark}"></span></div>'
+    )
+
+
+def _viewer_bar(page_count: int, shown: int) -> str:
+    """Zoom and page jump over the page images (hidden until the script wires it up)."""
+    options = "".join(f'<option value="{i}">{i + 1}</option>' for i in range(shown))
+    return (
+        '<div class="viewer-bar" role="toolbar" aria-label="Page view" hidden>'
+        '<button type="button" class="secondary" data-zoom="out" aria-label="Zoom out"'
+        ' title="Zoom out (-)">&minus;</button>'
+        '<output id="zoom-level" aria-live="polite">100%</output>'
+        '<button type="button" class="secondary" data-zoom="in" aria-label="Zoom in"'
+        ' title="Zoom in (+)">+</button>'
+        '<button type="button" class="secondary" data-zoom="fit" title="Fit the width (0)">'
+        "Fit width</button>"
+        f'<label class="page-jump">Page <select id="page-jump">{options}</select>'
+        f" of {page_count}</label></div>"
+    )
 
 
 def _pages_html(
@@ -328,7 +382,12 @@ def _pages_html(
         if len(pages) < page_count
         else ""
     )
-    return legend + "".join(figures) + more
+    viewer = (
+        '<div class="viewer" id="viewer" tabindex="0" role="region"'
+        ' aria-label="Page images: drag or use the arrow keys to move around">'
+        f"{''.join(figures)}</div>"
+    )
+    return legend + _viewer_bar(page_count, len(pages)) + viewer + more
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -402,7 +461,7 @@ def _checks_html(record: dict[str, Any], checks: dict[str, Check]) -> str:
         )
     return (
         '<section class="checks" aria-labelledby="checks-title">'
-        '<h2 id="checks-title">Checks</h2><div class="table-wrap"><table class="rows">'
+        '<h2 id="checks-title">Checks</h2><div class="table-wrap" tabindex="0"><table class="rows">'
         "<caption>The schema&rsquo;s sums: computed from the extracted values, and what they "
         'should equal</caption><thead><tr><th scope="col">check</th>'
         '<th scope="col">result</th><th scope="col">computed sum</th>'
@@ -460,6 +519,7 @@ def document_page(
     anchors = {path: f"field-{i}" for path, i in indices.items()}
     anchors.update({name: f"other-{i}" for i, name in enumerate(others)})
     threshold = record.get("human_review_threshold")
+    sizes = {p.index: (p.width, p.height) for p in pages if p.width and p.height}
     review = record.get("review")
     problems = error.problems if error else {}
     editable = is_open and not review
@@ -478,8 +538,9 @@ def document_page(
 
     def card(path: str) -> str:
         reasons = flagged[path]
+        crop = _crop_html(indices[path], nodes[path].result, record["document_id"], sizes)
         return _flagged_card(
-            indices[path], nodes[path], reasons, threshold, form, problems.get(path)
+            indices[path], nodes[path], reasons, threshold, form, problems.get(path), crop
         )
 
     groups = []
@@ -540,6 +601,8 @@ def document_page(
   <ul>
     <li><kbd>j</kbd> / <kbd>k</kbd> next / previous flagged field</li>
     <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)</li>
+    <li><kbd>+</kbd> / <kbd>-</kbd> zoom the page · <kbd>0</kbd> fit its width · drag or
+      arrow keys (on the page) to move around</li>
     <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
       work everywhere</li>
   </ul>

@@ -109,13 +109,13 @@ def fixture_server(stack):
         yield server
 
 
-def _queue_record(stack, extracted, name, *, body_extra=None):
+def _queue_record(stack, extracted, name, *, body_extra=None, document=None):
     """A record of ``extracted`` (the real evaluation) on the table and the review queue."""
     record = record_of(run(ORDER_SCHEMA, extracted))
     record["document_id"] = f"doc-{name}"
     record["source"] = {"bucket": stack.bucket, "key": f"incoming/order/{name}.pdf"}
     stack.client("s3").put_object(
-        Bucket=FIXTURES_BUCKET, Key=record["source"]["key"], Body=GLOBEX.read_bytes()
+        Bucket=FIXTURES_BUCKET, Key=record["source"]["key"], Body=document or GLOBEX.read_bytes()
     )
     dynamodb = boto3.resource(
         "dynamodb", region_name=stack.options.region, endpoint_url=stack.endpoint_url
@@ -206,6 +206,7 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert _dark_pixels(page.screenshot(clip=rect)) > 30
     blank = {**rect, "x": image["x"] + 0.62 * image["width"]}
     assert _dark_pixels(page.screenshot(clip=blank)) == 0
+    assert _axe_violations(page) == []  # axe-core: no serious or critical violation
 
     # While the document is open, the heartbeat keeps its message hidden past the timeout.
     time.sleep(VISIBILITY_TIMEOUT + 0.5)
@@ -251,6 +252,7 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert review_server.status()["decided"] == 1
     page.wait_for_function("() => document.getElementById('duplicates').textContent === '1'")
     assert "/doc/" not in page.url
+    assert _axe_violations(page) == []  # the waiting page too
 
 
 def test_an_incomplete_or_foreign_form_stores_nothing(stack, review_server):
@@ -400,3 +402,191 @@ def test_an_audit_sample_is_decided_field_by_field_and_cell_by_cell(stack, fixtu
     review = stack.record(record["document_id"])["review"]
     assert review["accepted"] == [p for p in every if p != "lines[1].amount"]
     assert review["corrected"] == {"lines[1].amount": 21}
+
+
+AXE = Path(__file__).resolve().parents[1] / "fixtures" / "axe" / "axe.min.js"  # axe-core 4.10.3
+
+
+def _axe_violations(page):
+    """axe-core's serious and critical violations on the page as it stands (WCAG 2.x A/AA)."""
+    if not AXE.is_file():
+        pytest.skip(f"axe-core is missing at {AXE} (vendored; see tests/fixtures/axe/README.md)")
+    # (the page's CSP forbids an injected <script>; evaluation through the driver is not one)
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")
+    found = page.evaluate(
+        """async () => (await axe.run(document, {
+            runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
+                                            "wcag22aa", "best-practice"]},
+            resultTypes: ["violations"],
+        })).violations.map(v => ({id: v.id, impact: v.impact,
+                                  nodes: v.nodes.map(n => n.target.join(" ")).slice(0, 5)}))"""
+    )
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+_FOCUS_UNDER_BAR = """() => {
+  const el = document.activeElement;
+  const bar = document.querySelector(".submit-row");
+  if (!el || el === document.body || !bar || bar.contains(el)) return null;
+  const r = el.getBoundingClientRect(), b = bar.getBoundingClientRect();
+  const covered = r.bottom > b.top + 1 && r.top < b.bottom - 1 &&
+    r.right > b.left + 1 && r.left < b.right - 1;
+  return covered ? `${el.outerHTML.slice(0, 90)} bottom ${r.bottom} under bar top ${b.top}` : null;
+}"""
+
+
+def _tab_through_the_form(page, presses=60):
+    """Tab from the top of the page; no focused control is ever (even partly) under the bar."""
+    page.locator("body").focus()
+    page.evaluate("() => window.scrollTo(0, 0)")
+    seen = 0
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => !!document.activeElement.closest('#decision-form')"):
+            seen += 1
+        assert page.evaluate(_FOCUS_UNDER_BAR) is None
+    return seen
+
+
+def _two_page_pdf():
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(GLOBEX.read_bytes())
+    pdf.import_pages(pdfium.PdfDocument(GLOBEX.read_bytes()))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+_NESTED = {
+    "lines": [
+        cell_row("Bolts", 500, qty=0),
+        cell_row("Nuts", 20, 2),
+        cell_row("Washers", 7, 2),
+        cell_row("Screws", 3, 2),
+    ],
+    "tax": 10,
+    "tax_score": s(2),
+    "total": 530,
+    "total_score": s(2),
+}
+
+
+_STICKING_OUT = """() => [...document.querySelectorAll("*")]
+  .filter(e => e.getBoundingClientRect().right > innerWidth + 0.5 &&
+               !e.closest(".table-wrap, .viewer, pre"))
+  .map(e => `${e.tagName}.${e.className} ${e.textContent.slice(0, 40)}`).slice(0, 5)"""
+
+
+def _assert_no_sideways_scroll(page):
+    wide = page.evaluate("() => document.documentElement.scrollWidth > innerWidth")
+    assert not wide, page.evaluate(_STICKING_OUT)
+
+
+def _images_loaded(page):
+    page.wait_for_function(
+        "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+    )
+
+
+def test_on_a_phone_the_card_shows_its_crop_and_nothing_scrolls_sideways(
+    stack, fixture_server, browser
+):
+    record = _queue_record(stack, _NESTED, "phone", document=_two_page_pdf())
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto(fixture_server.url)
+        page.wait_for_url(f"**/doc/{record['document_id']}")
+        _images_loaded(page)
+        _assert_no_sideways_scroll(page)
+        assert page.evaluate("() => getComputedStyle(document.body).fontSize") == "16px"
+
+        # Each card with a box shows the page around it, the box marked in the crop.
+        boxed = page.locator(".field-card.flagged:has(.crop)")
+        assert boxed.count() >= 2
+        first = boxed.first
+        first.focus()
+        crop = first.locator(".crop")
+        assert crop.is_visible()
+        mark = crop.locator(".crop-mark").bounding_box()
+        frame = crop.bounding_box()
+        assert frame["width"] > 300
+        assert mark["width"] > 0
+        assert frame["x"] <= mark["x"]
+        assert mark["x"] + mark["width"] <= frame["x"] + frame["width"]
+        # ... the page image behind it, scaled so the mark sits on the field's bbox in it.
+        assert first.get_attribute("data-field") == "lines[0].amount"
+        bbox = record["fields"]["lines"]["items"][0]["amount"]["bbox"]
+        image = crop.locator("img").bounding_box()
+        assert image["width"] > 1.5 * frame["width"]  # the page, zoomed to the field
+        for key, size in (("x", "width"), ("y", "height"), ("width", "width")):
+            at = mark[key] - (image[key] if key in "xy" else 0)
+            assert at / image[size] == pytest.approx(bbox[key], abs=0.005), key
+
+        # A mouse click on a radio of a card further down lands: focus scrolls nothing under it.
+        radio = boxed.nth(1).locator('input[type=radio][value="accept"]')
+        radio.scroll_into_view_if_needed()
+        before = page.evaluate("() => scrollY")
+        radio.click(no_wait_after=True)
+        assert radio.is_checked()
+        assert page.evaluate("() => scrollY") == before
+        _assert_no_sideways_scroll(page)
+
+        assert _tab_through_the_form(page) > 10
+        assert _axe_violations(page) == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review-page-390.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_page_image_zooms_pans_and_jumps_to_a_page(stack, fixture_server, page):
+    record = _queue_record(stack, _NESTED, "zoom", document=_two_page_pdf())
+    page.goto(fixture_server.url)
+    page.wait_for_url(f"**/doc/{record['document_id']}")
+    _images_loaded(page)
+    bbox = record["fields"]["lines"]["items"][3]["amount"]["bbox"]
+    box = '.box[data-field="lines[3].amount"]'  # the topmost of the rows' boxes (one cell)
+    width = page.locator("#page-0 img").bounding_box()["width"]
+    viewer = page.locator("#viewer")
+
+    page.get_by_role("button", name="Zoom in").click()
+    page.get_by_role("button", name="Zoom in").click()
+    assert page.locator("#zoom-level").inner_text() == "150%"
+    assert page.locator("#page-0 img").bounding_box()["width"] == pytest.approx(1.5 * width, 1)
+    page.locator(box).click()  # shown in the viewer, on its field at any zoom
+    _box_matches(page, box, bbox)
+    _assert_no_sideways_scroll(page)
+
+    # A mouse drag on the page pans it.
+    start = viewer.evaluate("v => [v.scrollLeft, v.scrollTop]")
+    area = viewer.bounding_box()
+    x, y = area["x"] + 40, area["y"] + 300
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y - 150, steps=5)
+    page.mouse.up()
+    assert viewer.evaluate("v => [v.scrollLeft, v.scrollTop]") == [start[0] - 120, start[1] + 150]
+
+    page.keyboard.down("Control")  # Ctrl+wheel (a touchpad's pinch) zooms the page image only
+    page.mouse.wheel(0, -100)
+    page.keyboard.up("Control")
+    assert page.locator("#zoom-level").inner_text() == "200%"
+    page.keyboard.press("0")  # back to the width of the viewer
+    assert page.locator("#zoom-level").inner_text() == "100%"
+    assert page.locator("#page-0 img").bounding_box()["width"] == pytest.approx(width, 1)
+
+    # The page jump brings page 2 to the top of the viewer, and follows scrolling back.
+    assert page.locator("#page-jump option").count() == 2
+    page.locator("#page-jump").select_option(label="2")
+    top = viewer.bounding_box()["y"]
+    assert page.locator("#page-1").bounding_box()["y"] == pytest.approx(top, abs=2)
+    page.locator("#viewer").focus()
+    page.keyboard.press("Home")  # the viewer scrolls by keyboard too
+    page.wait_for_function("() => document.getElementById('page-jump').value === '0'")
+
+    assert _tab_through_the_form(page) > 10
+    assert _axe_violations(page) == []

@@ -7,7 +7,7 @@
   const token = body.dataset.token || "";
 
   function isTyping(el) {
-    return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" &&
+    return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || (el.tagName === "INPUT" &&
       !["radio", "checkbox", "button", "submit"].includes(el.type)));
   }
 
@@ -25,7 +25,20 @@
       return card ? document.getElementById(card.dataset.box) : null;
     }
 
-    function activate(index, focus) {
+    // Show a box by scrolling the viewer only: scrollIntoView would also scroll the window,
+    // which moves the page under a pointer that is about to click.
+    function showInViewer(el) {
+      const viewer = document.getElementById("viewer");
+      if (!viewer || !el) return;
+      const v = viewer.getBoundingClientRect();
+      const r = el.getBoundingClientRect();
+      viewer.scrollTop += (r.top + r.height / 2) - (v.top + v.height / 2);
+      viewer.scrollLeft += (r.left + r.width / 2) - (v.left + v.width / 2);
+    }
+
+    // focus: move the focus to the card; scrollCard: bring the card into sight (key and box
+    // navigation; never when the card is activated by a click or Tab inside it).
+    function activate(index, focus, scrollCard) {
       if (!cards.length) return;
       index = Math.max(0, Math.min(cards.length - 1, index));
       document.querySelectorAll(".field-card.active, .box.active").forEach(
@@ -36,9 +49,9 @@
       card.classList.add("active");
       if (box) {
         box.classList.add("active");
-        box.scrollIntoView({ block: "center", behavior: "instant" });
+        showInViewer(box);
       }
-      card.scrollIntoView({ block: "nearest", behavior: "instant" });
+      if (scrollCard !== false) card.scrollIntoView({ block: "nearest", behavior: "instant" });
       if (focus !== false) card.focus({ preventScroll: true });
     }
 
@@ -80,7 +93,7 @@
 
     cards.forEach((card, index) => {
       card.addEventListener("focusin", () => {
-        if (active !== index) activate(index, false);
+        if (active !== index) activate(index, false, false);
       });
       card.addEventListener("change", update);
       const input = card.querySelector(".correction");
@@ -108,7 +121,7 @@
         event.preventDefault();
         const index = cards.findIndex((card) => card.id === box.dataset.card);
         if (index >= 0) activate(index);
-        else box.scrollIntoView({ block: "center", behavior: "instant" });
+        else showInViewer(box);
       });
     });
 
@@ -136,18 +149,122 @@
         case "k": activate(active < 0 ? 0 : active - 1); break;
         case "a": accept(current); break;
         case "c": case "e": correct(current); break;
+        case "+": case "=": zoomBy(1); break;
+        case "-": zoomBy(-1); break;
+        case "0": zoomTo(1); break;
         default: return;
       }
       event.preventDefault();
     });
 
+    const { zoomBy, zoomTo } = pageViewer();
+    keepFocusClearOfTheBar();
     update();
     const summary = document.getElementById("error-summary");
     if (summary) {
       summary.focus();
     } else if (cards.length && editable) {
-      activate(0, false);
+      activate(0, false, false);
     }
+  }
+
+  // ---------------------------------------------------------------- the page viewer
+  // Zoom keeps the point at the viewer's centre in place; a mouse drag pans (touch scrolls
+  // natively); the page jump scrolls the viewer to a page and follows the scrolling.
+  const ZOOMS = [0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4];
+
+  function pageViewer() {
+    const viewer = document.getElementById("viewer");
+    const bar = document.querySelector(".viewer-bar");
+    const none = { zoomBy() {}, zoomTo() {} };
+    if (!viewer || !bar) return none;
+    bar.hidden = false;
+    const level = document.getElementById("zoom-level");
+    const jump = document.getElementById("page-jump");
+    const figures = Array.from(viewer.querySelectorAll("figure.page"));
+    let zoom = 1;
+
+    function zoomTo(next) {
+      next = Math.max(ZOOMS[0], Math.min(ZOOMS[ZOOMS.length - 1], next));
+      const x = (viewer.scrollLeft + viewer.clientWidth / 2) / viewer.scrollWidth;
+      const y = (viewer.scrollTop + viewer.clientHeight / 2) / viewer.scrollHeight;
+      zoom = next;
+      viewer.style.setProperty("--zoom", String(zoom));
+      viewer.scrollLeft = x * viewer.scrollWidth - viewer.clientWidth / 2;
+      viewer.scrollTop = y * viewer.scrollHeight - viewer.clientHeight / 2;
+      level.textContent = `${Math.round(zoom * 100)}%`;
+      viewer.classList.toggle("pannable", viewer.scrollWidth > viewer.clientWidth ||
+        viewer.scrollHeight > viewer.clientHeight);
+    }
+
+    function zoomBy(step) {
+      const i = ZOOMS.findIndex((z) => z >= zoom - 1e-9);
+      zoomTo(ZOOMS[Math.max(0, Math.min(ZOOMS.length - 1, (i < 0 ? ZOOMS.length - 1 : i) + step))]);
+    }
+
+    bar.addEventListener("click", (event) => {
+      const button = event.target.closest("[data-zoom]");
+      if (!button) return;
+      const how = button.dataset.zoom;
+      if (how === "fit") zoomTo(1);
+      else zoomBy(how === "in" ? 1 : -1);
+    });
+
+    if (jump) {
+      jump.addEventListener("change", () => {
+        const figure = figures[Number(jump.value)];
+        if (figure) {
+          viewer.scrollTop += figure.getBoundingClientRect().top -
+            viewer.getBoundingClientRect().top;
+        }
+      });
+      viewer.addEventListener("scroll", () => {
+        const top = viewer.getBoundingClientRect().top + viewer.clientHeight / 3;
+        let current = 0;
+        figures.forEach((figure, i) => {
+          if (figure.getBoundingClientRect().top <= top) current = i;
+        });
+        if (document.activeElement !== jump) jump.value = String(current);
+      }, { passive: true });
+    }
+
+    let drag = null;
+    viewer.addEventListener("pointerdown", (event) => {
+      if (event.pointerType !== "mouse" || event.button !== 0 || event.target.closest(".box")) {
+        return;
+      }
+      drag = { x: event.clientX, y: event.clientY, left: viewer.scrollLeft, top: viewer.scrollTop };
+      viewer.setPointerCapture(event.pointerId);
+      viewer.classList.add("panning");
+      event.preventDefault();  // no image drag, no text selection
+    });
+    viewer.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      viewer.scrollLeft = drag.left - (event.clientX - drag.x);
+      viewer.scrollTop = drag.top - (event.clientY - drag.y);
+    });
+    // Ctrl+wheel (and a touchpad pinch, which Chromium sends as one) zooms the page image.
+    viewer.addEventListener("wheel", (event) => {
+      if (!event.ctrlKey) return;
+      event.preventDefault();
+      zoomBy(event.deltaY < 0 ? 1 : -1);
+    }, { passive: false });
+    viewer.addEventListener("dragstart", (event) => event.preventDefault());  // the image's
+    const stop = () => { drag = null; viewer.classList.remove("panning"); };
+    viewer.addEventListener("pointerup", stop);
+    viewer.addEventListener("pointercancel", stop);
+    zoomTo(1);
+    return { zoomBy, zoomTo };
+  }
+
+  // The decision bar is sticky: the CSS scroll padding that keeps focus clear of it needs its
+  // real height, which changes with the width (its row wraps).
+  function keepFocusClearOfTheBar() {
+    const bar = document.querySelector(".submit-row");
+    if (!bar || !window.ResizeObserver) return;
+    new ResizeObserver(() => {
+      document.documentElement.style.setProperty("--bar-height", `${bar.offsetHeight}px`);
+    }).observe(bar);
   }
 
   // ---------------------------------------------------------------- the waiting page
