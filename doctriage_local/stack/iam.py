@@ -141,19 +141,6 @@ def install_patches() -> None:
         return original_auth(self, *args, **kwargs)
 
     original_request_init = IAMRequestBase.__init__
-    original_check = IAMRequestBase.check_action_permitted
-
-    def check_action_permitted(self: Any, resource: str) -> None:
-        if self._action != "dynamodb:TransactWriteItems":
-            return original_check(self, resource)
-        # IAM has no TransactWriteItems action: AWS authorizes each item's own action on its
-        # table; moto would ask for the (ungrantable) transaction action on "*".
-        try:
-            for action, table in _transaction_items(self._body, self._region, self.account_id):
-                self._action = action
-                original_check(self, table)
-        finally:
-            self._action = "dynamodb:TransactWriteItems"
 
     def request_init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_request_init(self, *args, **kwargs)
@@ -182,37 +169,12 @@ def install_patches() -> None:
     RequestSigner.get_auth_instance = get_auth_instance  # type: ignore[method-assign]
     BaseProvider._build_cache_key = cache_key_per_identity  # type: ignore[method-assign]
     IAMRequestBase.__init__ = request_init  # type: ignore[method-assign]
-    IAMRequestBase.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
     lambda_eval_utils.boto_client_for = boto_client_for
     DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
     StepFunctionResponse._determine_resource = _stepfunctions_resource  # type: ignore[attr-defined]
     SecretsManagerResponse._determine_resource = _secret_resource  # type: ignore[attr-defined]
     LambdaResponse._determine_resource = _lambda_resource  # type: ignore[attr-defined]
     _PATCHED = True
-
-
-_TRANSACTION_ACTIONS = {
-    "Put": "dynamodb:PutItem",
-    "Update": "dynamodb:UpdateItem",
-    "Delete": "dynamodb:DeleteItem",
-    "ConditionCheck": "dynamodb:ConditionCheckItem",
-}
-
-
-def _transaction_items(body: bytes | str, region: str, account: str) -> list[tuple[str, str]]:
-    """(IAM action, table ARN) for each item of a TransactWriteItems request."""
-    request = json.loads(body or "{}")
-    items = []
-    for item in request.get("TransactItems", []):
-        for kind, operation in item.items():
-            table = str(operation.get("TableName", ""))
-            arn = (
-                table
-                if table.startswith("arn:")
-                else (f"arn:aws:dynamodb:{region}:{account}:table/{table}")
-            )
-            items.append((_TRANSACTION_ACTIONS[kind], arn))
-    return items
 
 
 def _dynamodb_resource(self: Any) -> str:

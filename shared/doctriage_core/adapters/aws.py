@@ -307,7 +307,8 @@ class ResultsTable:
 
 class UsageTable:
     """Pages and cents Datalab charged: one counter item per period (``day#…``, ``month#…``) and
-    a marker per counted document (``document#<id>``, expiring) that makes counting idempotent."""
+    a marker per counted document (``document#<id>``, expiring) that keeps a retry from counting
+    it again."""
 
     # Long past any retry of the evaluate step that counts a document.
     MARKER_DAYS = 40
@@ -327,41 +328,46 @@ class UsageTable:
 
     @_transient_aws_errors
     def add(self, document_id: str, day: str, month: str, *, pages: int, cents: float) -> None:
-        """Count one document in its day and month, once: a second call for it changes nothing."""
-        name = self._table.name
-        expires = int(time.time()) + self.MARKER_DAYS * 86400
-        counters: dict[str, Any] = {
-            "UpdateExpression": "ADD pages :pages, cents :cents, documents :one",
-            "ExpressionAttributeValues": {
-                ":pages": pages,
-                ":cents": Decimal(str(float(cents))),
-                ":one": 1,
-            },
-        }
-        marker: dict[str, Any] = {"period": f"document#{document_id}", "expires_at": expires}
-        client: Any = self._table.meta.client
+        """Count one document in its day and month once, even when evaluate is retried.
+
+        A marker item per document says how far counting got: written ``counting`` first
+        (a marker already ``counted`` means there is nothing to do), then the two counters, then
+        ``counted``. Not one transaction: the counters are hot items that every document
+        updates, and a transaction on them conflicts with concurrent updates. A retry after a
+        crash between a counter and the last write counts that document twice (never zero
+        times): the guard errs on the side of stopping early.
+        """
+        marker = {"period": f"document#{document_id}"}
         try:
-            # The resource's client takes plain values (boto3 types them, as for the table).
-            client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": name,
-                            "Item": marker,
-                            "ConditionExpression": "attribute_not_exists(period)",
-                        }
-                    },
-                    {"Update": {"TableName": name, "Key": {"period": day}, **counters}},
-                    {"Update": {"TableName": name, "Key": {"period": month}, **counters}},
-                ]
+            self._table.put_item(
+                Item={**marker, "state": "counting", "expires_at": self._marker_expiry()},
+                ConditionExpression="attribute_not_exists(period) OR #state <> :counted",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":counted": "counted"},
             )
         except ClientError as exc:
-            reasons = exc.response.get("CancellationReasons") or [{}]
-            if _error_code(exc) == "TransactionCanceledException" and (
-                reasons[0].get("Code") == "ConditionalCheckFailed"
-            ):
+            if _error_code(exc) == "ConditionalCheckFailedException":
                 return  # counted before
             raise
+        for period in (day, month):
+            self._table.update_item(
+                Key={"period": period},
+                UpdateExpression="ADD pages :pages, cents :cents, documents :one",
+                ExpressionAttributeValues={
+                    ":pages": pages,
+                    ":cents": Decimal(str(float(cents))),
+                    ":one": 1,
+                },
+            )
+        self._table.update_item(
+            Key=marker,
+            UpdateExpression="SET #state = :counted",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":counted": "counted"},
+        )
+
+    def _marker_expiry(self) -> int:
+        return int(time.time()) + self.MARKER_DAYS * 86400
 
 
 class RequestBudgetTable:
