@@ -144,11 +144,20 @@ def check_paths(check: Check, nodes: dict[str, Node]) -> list[str]:
     return out
 
 
+def applied_threshold(result: dict[str, Any], document_threshold: Any) -> Any:
+    """The threshold that applied to a field or cell: its own on the record (evaluate writes it),
+    else the document's (a record written before fields carried theirs)."""
+    own = result.get("threshold")
+    return own if own is not None else document_threshold
+
+
 def _reason(kind: str, flag: str, node: Node, threshold: Any) -> Reason:
     text = _PATH_FLAGS[kind]
     confidence = node.result.get("confidence")
-    threshold = node.result.get("threshold", threshold)
-    if kind == "low_confidence_field" and confidence is None:
+    threshold = applied_threshold(node.result, threshold)
+    if kind == "low_confidence_field" and isinstance(threshold, int | float) and threshold >= 1:
+        text = "threshold 1.0 forces review of this field, whatever its confidence"
+    elif kind == "low_confidence_field" and confidence is None:
         text = "Datalab gave it no score: nothing vouches for it"
     elif kind == "low_confidence_field" and threshold is not None:
         text = f"confidence {confidence:.2f} is below the threshold {threshold:.2f}"

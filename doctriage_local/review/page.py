@@ -23,6 +23,7 @@ from doctriage_local.review.decision import (
     DecisionError,
     Node,
     Reason,
+    applied_threshold,
     display_value,
     is_number_type,
     record_nodes,
@@ -34,7 +35,10 @@ from doctriage_local.review.render import RenderedPage
 LOW_CONFIDENCE = 0.5
 
 
-def confidence_class(confidence: float | None, threshold: float | None) -> str:
+def confidence_class(result: dict[str, Any], document_threshold: float | None) -> str:
+    """A field's or cell's colour, against the threshold that applied to it."""
+    confidence = result.get("confidence")
+    threshold = applied_threshold(result, document_threshold)
     if confidence is None:
         return "conf-none"
     if confidence < LOW_CONFIDENCE:
@@ -50,6 +54,17 @@ def _e(value: Any) -> str:
 
 def _pct(value: float) -> str:
     return f"{max(0.0, min(1.0, float(value))) * 100:.4f}%"
+
+
+def threshold_text(threshold: Any) -> str:
+    """A threshold as a reviewer reads it: 1.0 and 0.0 are rules, not numbers to compare."""
+    if not isinstance(threshold, int | float):
+        return "unknown"
+    if threshold >= 1:
+        return "1.0 forces review"
+    if threshold <= 0:
+        return "0.0 (no confidence gate)"
+    return f"{threshold:.2f}"
 
 
 def _confidence_text(confidence: float | None) -> str:
@@ -173,6 +188,14 @@ def _reasoning_html(field: dict[str, Any]) -> str:
     )
 
 
+def _field_threshold_text(field: dict[str, Any], document_threshold: Any) -> str:
+    applied = applied_threshold(field, document_threshold)
+    text = threshold_text(applied)
+    if field.get("threshold") is not None and applied != document_threshold:
+        text += f" (this field's own; the document's is {threshold_text(document_threshold)})"
+    return text
+
+
 def _flagged_card(
     index: int,
     node: Node,
@@ -184,7 +207,7 @@ def _flagged_card(
     """One path to decide: why, what was extracted, where, and accept / correct."""
     name, field = node.path, node.result
     label = f"Correct value for {name}"
-    css = confidence_class(field.get("confidence"), threshold)
+    css = confidence_class(field, threshold)
     posted = (form or {}).get(f"decision.{name}", [None])[0]
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
     checked = {"accept": "", "correct": ""}
@@ -204,6 +227,7 @@ def _flagged_card(
   <dl class="facts">
     <dt>Extracted</dt><dd>{_value_html(field.get("value"))}</dd>
     <dt>Where</dt><dd>{_where(field, index)}</dd>
+    <dt>Threshold</dt><dd class="threshold">{_e(_field_threshold_text(field, threshold))}</dd>
   </dl>
   {_reasoning_html(field)}
   <div class="choices" role="radiogroup" aria-label="Decision for {_e(name)}">
@@ -223,7 +247,7 @@ def _other_row(
     form: dict[str, list[str]] | None,
 ) -> str:
     name, field = node.path, node.result
-    css = confidence_class(field.get("confidence"), threshold)
+    css = confidence_class(field, threshold)
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
     reasoning = field.get("reasoning") or ""
     label = f"Correct value for {name}"
@@ -250,7 +274,7 @@ def _table_html(
     def cell(i: int, column: str) -> tuple[str, str]:
         path = f"{node.path}[{i}].{column}"
         result = nodes[path].result if path in nodes else {"value": None, "confidence": None}
-        css = confidence_class(result.get("confidence"), threshold)
+        css = confidence_class(result, threshold)
         html = _cell_html(result.get("value"))
         if path not in indices:
             return html, ""
@@ -279,7 +303,7 @@ def _boxes(
         box = field.get("bbox")
         if field.get("page") != page_index or not box:
             continue
-        css = confidence_class(field.get("confidence"), threshold)
+        css = confidence_class(field, threshold)
         value = display_value(field.get("value"))
         title = f"{name}: {value} ({_confidence_text(field.get('confidence'))})"
         style = (
@@ -307,7 +331,7 @@ def _pages_html(
     legend = (
         '<p class="legend" aria-label="Box colours">'
         '<span class="swatch conf-low"></span> confidence below 0.5 '
-        f'<span class="swatch conf-mid"></span> below the threshold {_e(threshold)} '
+        '<span class="swatch conf-mid"></span> below the threshold that applied to it '
         '<span class="swatch conf-ok"></span> at or above it '
         '<span class="swatch conf-none"></span> unscored</p>'
     )
@@ -341,7 +365,7 @@ def _summary(record: dict[str, Any]) -> str:
         f'<span class="badge review">{_e(record.get("review_status"))}</span>',
         f"type <b>{_e(doc_type)}</b>"
         + (f" ({type_conf:.2f})" if isinstance(type_conf, (int, float)) else ""),
-        f"threshold <b>{_e(record.get('human_review_threshold'))}</b>",
+        f"threshold <b>{_e(threshold_text(record.get('human_review_threshold')))}</b>",
         "average score <b>" + ("-" if average is None else f"{average:.2f}") + "</b> of 5",
         f'<span class="muted">{_e(record["document_id"])}</span>',
     ]

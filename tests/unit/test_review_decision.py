@@ -18,7 +18,17 @@ from doctriage_local.review.decision import (
 from doctriage_local.review.page import confidence_class, document_page
 from doctriage_local.review.render import RenderedPage
 from tests.contracts import assert_valid_record
-from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
+from tests.unit.test_nested_fields import (
+    CHECK,
+    LINES,
+    NUM,
+    STR,
+    cell_row,
+    record_of,
+    run,
+    s,
+    schema,
+)
 
 
 def _field(value, confidence, *, page=0, bbox=True, reasoning="r"):
@@ -160,10 +170,10 @@ def test_display_value_round_trips_through_parse_value():
 
 
 def test_box_colours_by_confidence():
-    assert confidence_class(0.25, 0.85) == "conf-low"
-    assert confidence_class(0.5, 0.85) == "conf-mid"
-    assert confidence_class(0.85, 0.85) == "conf-ok"
-    assert confidence_class(None, 0.85) == "conf-none"
+    assert confidence_class({"confidence": 0.25}, 0.85) == "conf-low"
+    assert confidence_class({"confidence": 0.5}, 0.85) == "conf-mid"
+    assert confidence_class({"confidence": 0.85}, 0.85) == "conf-ok"
+    assert confidence_class({"confidence": None}, 0.85) == "conf-none"
 
 
 def test_the_page_escapes_document_text_and_places_boxes_in_percent():
@@ -428,3 +438,36 @@ def test_an_audit_sample_says_so_and_asks_for_every_field():
     assert 'data-noun="field"' in html
     assert html.count('class="field-card flagged') == 8
     assert "Audit sample" not in _page(record)
+
+
+# ---------------------------------------------------------------------- thresholds that applied
+
+
+def test_the_page_shows_each_fields_own_threshold_and_says_1_0_forces_review():
+    sch = schema(
+        forced=STR | {"x-review-threshold": 1.0},
+        strict=STR | {"x-review-threshold": 0.95},
+        plain=STR,
+    )
+    extracted = {"forced": "a", "forced_score": s(5), "strict": "b", "strict_score": s(5)}
+    extracted |= {"plain": "c", "plain_score": s(5)}
+    record = record_of(run(sch, extracted, default=0.8))
+    assert record["flags"] == ["low_confidence_field:forced"]
+    assert_valid_record(record)
+    reason = to_decide(record, sch)["forced"][0].text
+    assert reason == "threshold 1.0 forces review of this field, whatever its confidence"
+    html = document_page(
+        record, pages=[], page_count=0, render_error=None, token="t", reviewer="a", is_open=True
+    )
+    card = html[html.index('data-field="forced"') :]
+    assert "1.0 forces review (this field&#x27;s own; the document&#x27;s is 0.80)" in card
+    assert "1.00 is below" not in html
+    # Colours use the threshold that applied: 0.9 is amber under 0.95 though above the 0.8.
+    strict = {**record["fields"]["strict"], "confidence": 0.9}
+    assert confidence_class(strict, 0.8) == "conf-mid"
+    assert confidence_class({**strict, "threshold": None}, 0.8) == "conf-ok"
+
+
+def test_a_record_without_field_thresholds_falls_back_to_the_documents():
+    flagged = to_decide(_record(human_review_threshold=1.0))
+    assert "forces review" in flagged["total_amount"][0].text
