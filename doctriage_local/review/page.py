@@ -14,6 +14,7 @@ each one expected.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from doctriage_local.review.decision import (
     Node,
     Reason,
     applied_threshold,
+    changes,
     display_value,
     is_number_type,
     record_nodes,
@@ -33,6 +35,16 @@ from doctriage_local.review.decision import (
 from doctriage_local.review.render import RenderedPage
 
 LOW_CONFIDENCE = 0.5
+NEAR_DLQ = 2  # deliveries left before the review DLQ at which the page warns
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    """What the review queue says about the open document's delivery."""
+
+    receive_count: int  # ApproximateReceiveCount: how often it has been handed out
+    max_receive_count: int | None  # the queue's RedrivePolicy maxReceiveCount
+    depth: tuple[int, int] | None  # (waiting, with a reviewer), approximate
 
 
 def confidence_class(result: dict[str, Any], document_threshold: float | None) -> str:
@@ -75,7 +87,16 @@ def document_url(document_id: str) -> str:
     return f"/doc/{quote(document_id, safe='')}"
 
 
-def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False) -> str:
+def _layout(
+    title: str,
+    body: str,
+    *,
+    page: str,
+    token: str,
+    auto: bool = False,
+    data: dict[str, str] | None = None,
+) -> str:
+    extra = "".join(f' data-{k}="{_e(v)}"' for k, v in (data or {}).items())
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -85,7 +106,7 @@ def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False)
 <link rel="stylesheet" href="/static/review.css">
 <script src="/static/review.js" defer></script>
 </head>
-<body data-page="{page}" data-token="{_e(token)}" data-auto="{1 if auto else 0}">
+<body data-page="{page}" data-token="{_e(token)}" data-auto="{1 if auto else 0}"{extra}>
 <a class="skip" href="#panel">Skip to the decision form</a>
 {body}
 </body>
@@ -378,7 +399,7 @@ def _summary(record: dict[str, Any]) -> str:
     )
 
 
-def _decision_html(review: dict[str, Any]) -> str:
+def _decision_html(review: dict[str, Any], heading: str = "Decided") -> str:
     corrected = review.get("corrected") or {}
     rows = "".join(
         f"<li><b>{_e(name)}</b> corrected to {_value_html(value)}</li>"
@@ -386,11 +407,43 @@ def _decision_html(review: dict[str, Any]) -> str:
     )
     accepted = ", ".join(_e(n) for n in review.get("accepted") or []) or "none"
     return (
-        '<section class="notice ok" role="status"><h2>Decided</h2>'
+        f'<section class="notice ok" role="status"><h2>{_e(heading)}</h2>'
         f"<p>By <b>{_e(review.get('reviewer'))}</b> at {_e(review.get('decided_at'))}.</p>"
         f"<p>Accepted: {accepted}</p>"
-        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul></section>'
+        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul>'
+        f"{_history_html(review.get('history') or [])}</section>"
     )
+
+
+def _decision_text(decision: Any) -> str:
+    if decision is None:
+        return "undecided"
+    if isinstance(decision, dict) and decision.get("decision") == "accept":
+        return "accepted"
+    if isinstance(decision, dict) and decision.get("decision") == "correct":
+        return f"corrected to {json.dumps(decision.get('value'), ensure_ascii=False)}"
+    return json.dumps(decision, ensure_ascii=False)
+
+
+def _changes_html(entries: list[dict[str, Any]]) -> str:
+    items = "".join(
+        f"<li><code>{_e(c.get('path'))}</code>: {_e(_decision_text(c.get('was')))} &rarr; "
+        f"{_e(_decision_text(c.get('now')))}</li>"
+        for c in entries
+    )
+    return f'<ul class="changes">{items or "<li>nothing</li>"}</ul>'
+
+
+def _history_html(history: list[dict[str, Any]]) -> str:
+    """Every decision stored on the record, oldest first: who, when, what it changed."""
+    if len(history) < 2:
+        return ""
+    items = "".join(
+        f"<li>{'Decided' if i == 0 else 'Amended'} by <b>{_e(h.get('reviewer'))}</b> at "
+        f"{_e(h.get('decided_at'))}{_changes_html(h.get('changes') or []) if i else ''}</li>"
+        for i, h in enumerate(history)
+    )
+    return f'<h3>History</h3><ol class="history">{items}</ol>'
 
 
 def _path_text(segments: tuple[PathSegment, ...]) -> str:
@@ -467,13 +520,15 @@ def document_page(
     lease_warning: str | None = None,
     schema: dict[str, Any] | None = None,
     audit: bool = False,
+    queue: QueueFacts | None = None,
 ) -> str:
     """The review page of one document: pages with boxes on the left, the decision on the right.
 
     ``is_open``: this server holds the document's message, so a decision can be submitted;
     otherwise the page is read-only (already decided, or not taken from the queue here).
     ``schema``: the document type's extraction schema when it could be read (column types,
-    minItems, the x-checks' paths); ``audit``: an audit sample, every field to decide.
+    minItems, the x-checks' paths); ``audit``: an audit sample, every field to decide;
+    ``queue``: the open document's delivery (how often handed out, how near the DLQ).
     """
     fields: dict[str, Any] = record.get("fields") or {}
     nodes = record_nodes(record, schema)
@@ -554,9 +609,9 @@ def document_page(
 </form>"""
     if editable:
         panel += f"""
-<form method="post" action="{url}/release" class="release">
+<form method="post" action="{url}/skip" class="release" id="skip-form">
   <input type="hidden" name="token" value="{_e(token)}">
-  <button type="submit" class="secondary">Put back on the queue</button>
+  <button type="submit" class="secondary" id="skip">Skip: give it to someone else</button>
 </form>"""
     keys = """
 <section class="help" aria-label="Keyboard shortcuts">
@@ -567,6 +622,8 @@ def document_page(
     <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
       work everywhere</li>
   </ul>
+  <p class="muted small">Your choices are kept in this browser until stored: a reload or a
+    restart of the review server does not lose them.</p>
 </section>"""
     body = f"""
 <header class="topbar">
@@ -578,13 +635,91 @@ def document_page(
     {_pages_html(record, pages, page_count, render_error, nodes, indices)}
   </section>
   <aside class="panel" id="panel" aria-label="Decision">
+    {_queue_html(queue) if queue and editable else ""}
     {"".join(notices)}
     {panel}
     {keys}
   </aside>
 </main>"""
     title = (record.get("source") or {}).get("key") or record["document_id"]
-    return _layout(f"Review {title}", body, page="document", token=token)
+    return _layout(
+        f"Review {title}",
+        body,
+        page="document",
+        token=token,
+        data={"document": record["document_id"], "decided": "1" if review else "0"},
+    )
+
+
+def _queue_html(queue: QueueFacts) -> str:
+    """How often this document has been handed out, the queue's depth, and how near the DLQ."""
+    count = queue.receive_count
+    facts = [f'handed out <b id="receive-count">{count}</b> time{"s" if count != 1 else ""}']
+    if queue.depth is not None:
+        waiting, held = queue.depth
+        facts.append(
+            f'<b id="queue-waiting">{waiting}</b> waiting on the review queue, '
+            f"<b>{held}</b> with a reviewer (this one included)"
+        )
+    html = f'<p class="queue-facts small" id="queue-facts">This document: {" · ".join(facts)}</p>'
+    limit = queue.max_receive_count
+    if limit is not None and limit - count <= NEAR_DLQ:
+        left = limit - count
+        warning = (
+            f"This is its last delivery: after {limit} (the review queue's maxReceiveCount) "
+            "SQS moves it to the review dead-letter queue, with no decision, the next time "
+            "it is put back or skipped."
+            if left <= 0
+            else f"Near the review dead-letter queue: {left} more deliver"
+            f"{'y' if left == 1 else 'ies'} and SQS moves it there with no decision "
+            f"(maxReceiveCount {limit}). Decide it if you can rather than skip it."
+        )
+        html += f'<p class="notice warn" role="alert" id="near-dlq">{_e(warning)}</p>'
+    return html
+
+
+def conflict_page(
+    record: dict[str, Any],
+    *,
+    stored: dict[str, Any],
+    yours: dict[str, Any],
+    form: dict[str, list[str]],
+    revision: int,
+    token: str,
+) -> str:
+    """A decision that differs from the one stored meanwhile: both, what yours would change,
+    and a form to record yours as an amendment (the posted form, resent, with the revision it
+    amends: an amendment over a newer one is a conflict again)."""
+    document_id = record["document_id"]
+    title = (record.get("source") or {}).get("key") or document_id
+    hidden = "".join(
+        f'<input type="hidden" name="{_e(name)}" value="{_e(value)}">'
+        for name, values in form.items()
+        if name not in ("token", "revision")
+        for value in values
+    )
+    body = f"""
+<header class="topbar"><p class="brand"><a href="/">doctriage review</a></p>
+  <h1 id="conflict-title">{_e(title)}: decided differently meanwhile</h1></header>
+<main class="waiting conflict" id="panel" data-document="{_e(document_id)}">
+  <p class="notice warn" role="alert">Someone stored a decision for this document before yours
+    (another tab or another reviewer). Yours was <b>not stored</b>, and nothing was overwritten.
+  </p>
+  {_decision_html(stored, "The stored decision")}
+  <section class="notice"><h2>Yours</h2><p>Recorded as an amendment, it would change:</p>
+    {_changes_html(changes(stored, yours))}</section>
+  <form method="post" action="{document_url(document_id)}/amend" id="amend-form">
+    <input type="hidden" name="token" value="{_e(token)}">
+    <input type="hidden" name="revision" value="{revision}">
+    {hidden}
+    <button type="submit" class="primary" id="amend">Record mine as an amendment</button>
+  </form>
+  <p><a href="/?kept={quote(document_id, safe="")}" id="keep">Keep the stored decision</a>
+    and go on to the next document.</p>
+</main>"""
+    return _layout(
+        f"Conflict on {title}", body, page="conflict", token=token, data={"document": document_id}
+    )
 
 
 def _notices(
