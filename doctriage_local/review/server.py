@@ -105,6 +105,10 @@ class ReviewServer:
                 self.consumer.release(self.current)
                 self.current = None
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
     def __enter__(self) -> ReviewServer:
         return self.start()
 
@@ -252,6 +256,11 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         self._html(status, page.message_page(title, message, token=self.review.token))
 
     def _host_ok(self) -> bool:
+        if self.review.stopped:
+            # A keep-alive connection outlives shutdown(): its thread must not take documents.
+            # Closed without an answer, a browser retries on a new connection (a new server).
+            self.close_connection = True
+            return False
         if self.headers.get("Host", "") in self.review.allowed_hosts:
             return True
         self._send(HTTPStatus.MISDIRECTED_REQUEST, b"wrong Host", "text/plain")
