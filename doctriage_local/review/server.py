@@ -153,12 +153,6 @@ class ReviewServer:
             if self.current is document:
                 self.current = None
 
-    def release(self, document: OpenDocument) -> None:
-        with self._lock:
-            self.consumer.release(document)
-            if self.current is document:
-                self.current = None
-
     def title(self, document_id: str) -> str:
         return self._titles.get(document_id, document_id)
 
