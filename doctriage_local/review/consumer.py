@@ -4,9 +4,12 @@
   time, so documents nobody is looking at stay available to other reviewers.
 - While a document is open a heartbeat thread keeps extending its visibility timeout
   (``change_message_visibility``), so it is not handed to a second reviewer mid-review.
-- The decision is stored on the record first (``ResultsTable.record_review``, conditional: once
-  per document); only then is the message deleted. If storing fails the message stays and comes
-  back after its visibility timeout.
+- The decision is stored on the record first (``ResultsTable.record_review``, conditional on the
+  review's revision: a first decision only while there is none, an amendment only over the
+  revision the reviewer saw); only then is the message deleted. If storing fails the message
+  stays and comes back after its visibility timeout. A second, different decision is never
+  written over the first: it is a conflict, which the reviewer may record as an amendment
+  (``review.history`` keeps who, when and what changed).
 - The queue is at-least-once: a message for a document that already has a decision is
   acknowledged (deleted) without showing it to anyone, and without a second decision.
 - An audit sample (``audit: true`` in the message, or the record's ``audit_sample``) opens as
@@ -24,7 +27,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,13 +35,15 @@ from doctriage_core.domain.documents import doc_type_from_key, schema_key_for
 from doctriage_core.domain.records import restore_cells
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.errors import DoctriageError
-from doctriage_local.review.decision import is_audit
+from doctriage_local.review.decision import is_audit, revision_of, same_decision, with_history
 
 log = logging.getLogger("doctriage.review")
 
 SCHEMA_VERSIONS = frozenset({"1"})
 MAX_WAIT_SECONDS = 20  # SQS's longest long poll
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60  # SQS's limit, counted from the receive
+SKIP_SECONDS = 120  # how long a skipped document stays hidden (from everyone: SQS has no per-
+# consumer visibility), so that it does not come straight back to the reviewer who skipped it
 
 
 class VisibilityHeartbeat:
@@ -103,13 +108,27 @@ class OpenDocument:
     opened_at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What became of a decision: ``stored`` (a first decision), ``amended``, ``identical``
+    (the stored review decides the same: acknowledged) or ``conflict`` (a different decision
+    is stored; nothing was overwritten). ``review``: the review on the record now."""
+
+    kind: Literal["stored", "amended", "identical", "conflict"]
+    review: dict[str, Any]
+
+
 @dataclass
 class ConsumerStats:
     opened: int = 0
     decided: int = 0  # decisions this consumer stored
-    already_decided: int = 0  # open documents someone else decided first
+    already_decided: int = 0  # decisions refused: a different one was stored first (conflicts)
+    identical_acknowledged: int = 0  # decisions the same as the one already stored
+    amended: int = 0  # amendments stored over an earlier decision
     duplicates_acknowledged: int = 0  # messages deleted because the document had a decision
     released: int = 0
+    skipped: int = 0
+    kept_from_skipper: int = 0  # a skipped document received again early: hidden again
     left_alone: int = 0  # messages we could not act on (left for redelivery and the DLQ)
 
 
@@ -126,9 +145,12 @@ class ReviewConsumer:
         bucket: str | None = None,  # read documents from here instead of record.source.bucket
         visibility_timeout: int = 300,
         heartbeat_interval: float | None = None,
+        skip_seconds: int = SKIP_SECONDS,
     ) -> None:
         if not 1 <= visibility_timeout <= MAX_VISIBILITY_SECONDS:
             raise ValueError("visibility_timeout must be between 1 s and 12 h")
+        if not 1 <= skip_seconds <= MAX_VISIBILITY_SECONDS:
+            raise ValueError("skip_seconds must be between 1 s and 12 h")
         self.sqs = sqs
         self.queue_url = queue_url
         self.table = table
@@ -137,7 +159,11 @@ class ReviewConsumer:
         self.visibility_timeout = visibility_timeout
         # Extend well before the timeout runs out: a beat may be late on a busy machine.
         self.heartbeat_interval = heartbeat_interval or max(0.2, visibility_timeout / 3)
+        self.skip_seconds = skip_seconds
         self.stats = ConsumerStats()
+        # Documents this reviewer skipped -> until when (monotonic) they are kept from them.
+        self._skipped: dict[str, float] = {}
+        self._redrive: tuple[int | None] | None = None  # (maxReceiveCount,) once read
         self._lock = threading.Lock()
         self._table_lock = threading.Lock()  # boto3 resources are not thread-safe
 
@@ -186,6 +212,12 @@ class ReviewConsumer:
             )
             self.stats.left_alone += 1
             return None
+        hidden_for = self._skipped_for(document_id)
+        if hidden_for > 0:
+            # Skipped here, and back early (released elsewhere): keep it from this reviewer.
+            self._change_visibility(message["ReceiptHandle"], hidden_for, document_id)
+            self.stats.kept_from_skipper += 1
+            return None
         record = self.get_record(document_id)
         if record is None:
             log.warning("no record for %s in the results table: message left alone", document_id)
@@ -216,37 +248,131 @@ class ReviewConsumer:
 
     # ------------------------------------------------------------------ deciding
 
-    def decide(self, document: OpenDocument, review: dict[str, Any]) -> bool:
-        """Store the decision, then delete the message. False: someone had decided already.
+    def decide(self, document: OpenDocument, review: dict[str, Any]) -> Stored:
+        """Store the first decision on an open document, then delete its message.
 
-        When storing fails the exception propagates and the document stays open (and its
-        message on the queue).
+        Stored only while no review is on the record (the condition on its revision); when one
+        is, nothing is overwritten: the answer says whether it decides the same (the second is
+        simply acknowledged) or differently (a conflict, with the stored review). The message is
+        deleted either way: the document has a decision. When storing fails the exception
+        propagates and the document stays open (and its message on the queue).
         """
+        first = with_history(review, None)
         with self._table_lock:
-            stored = self.table.record_review(document.document_id, review)
+            written = self.table.record_review(document.document_id, first, revision=0)
         document.heartbeat.stop()
         self._delete(document.receipt_handle)
-        with self._lock:
-            if stored:
+        if written:
+            with self._lock:
                 self.stats.decided += 1
+            return Stored("stored", first)
+        return self.against_stored(document.document_id, review)
+
+    def amend(self, document_id: str, review: dict[str, Any], *, revision: int) -> Stored:
+        """Store ``review`` over the decided record's review if it is still at ``revision``
+        (what the reviewer saw): its history keeps every earlier decision and what changed."""
+        with self._table_lock:
+            record = self.table.get(document_id)
+        current = (record or {}).get("review")
+        if current is None:
+            raise LookupError(f"{document_id} has no decision to amend")
+        if revision_of(current) != revision or same_decision(current, review):
+            return self.against_stored(document_id, review, current)
+        amended = with_history(review, current)
+        with self._table_lock:
+            written = self.table.record_review(document_id, amended, revision=revision)
+        if not written:
+            return self.against_stored(document_id, review)
+        with self._lock:
+            self.stats.amended += 1
+        return Stored("amended", amended)
+
+    def against_stored(
+        self, document_id: str, review: dict[str, Any], current: dict[str, Any] | None = None
+    ) -> Stored:
+        """A decision that was not written, told against the review stored (read unless given)."""
+        if current is None:
+            with self._table_lock:
+                current = (self.table.get(document_id) or {}).get("review") or {}
+        identical = same_decision(current, review)
+        with self._lock:
+            if identical:
+                self.stats.identical_acknowledged += 1
             else:
                 self.stats.already_decided += 1
-        return bool(stored)
+        return Stored("identical" if identical else "conflict", current)
 
     def release(self, document: OpenDocument) -> None:
-        """Put an open document back on the queue for someone else (visible again now)."""
+        """Put an open document back on the queue for anyone (visible again now)."""
         document.heartbeat.stop()
+        self._change_visibility(document.receipt_handle, 0, document.document_id)
+        self.stats.released += 1
+
+    def skip(self, document: OpenDocument) -> None:
+        """Give an open document up: hidden for ``skip_seconds`` (so this reviewer's next one is
+        another), then visible to every reviewer; this consumer keeps it from this reviewer
+        until then even if someone else puts it back sooner."""
+        document.heartbeat.stop()
+        with self._lock:
+            now = time.monotonic()
+            self._skipped = {d: t for d, t in self._skipped.items() if t > now}
+            self._skipped[document.document_id] = now + self.skip_seconds
+        self._change_visibility(document.receipt_handle, self.skip_seconds, document.document_id)
+        self.stats.skipped += 1
+
+    def _skipped_for(self, document_id: str) -> int:
+        """Seconds this reviewer is still to be spared ``document_id`` (0: not skipped)."""
+        with self._lock:
+            until = self._skipped.get(document_id, 0.0)
+        return max(0, math.ceil(until - time.monotonic()))
+
+    def _change_visibility(self, receipt_handle: str, seconds: int, document_id: str) -> None:
         try:
             self.sqs.change_message_visibility(
-                QueueUrl=self.queue_url, ReceiptHandle=document.receipt_handle, VisibilityTimeout=0
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
         except (ClientError, BotoCoreError) as exc:
             log.warning(
-                "could not put %s back on the queue (it returns after its visibility timeout): %s",
-                document.document_id,
+                "could not change %s's visibility to %d s (it returns after its visibility "
+                "timeout): %s",
+                document_id,
+                seconds,
                 exc,
             )
-        self.stats.released += 1
+
+    # ------------------------------------------------------------------ the queue
+
+    def queue_depth(self) -> tuple[int, int] | None:
+        """(waiting, with a reviewer) from SQS's approximate counts; None when unreadable."""
+        try:
+            attributes = self.sqs.get_queue_attributes(
+                QueueUrl=self.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            return (
+                int(attributes["ApproximateNumberOfMessages"]),
+                int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            )
+        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
+            log.warning("cannot read the review queue's depth: %s", exc)
+            return None
+
+    @property
+    def max_receive_count(self) -> int | None:
+        """The queue's RedrivePolicy maxReceiveCount: past it, SQS moves a message to the DLQ."""
+        if self._redrive is None:
+            try:
+                policy = self.sqs.get_queue_attributes(
+                    QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
+                )["Attributes"].get("RedrivePolicy")
+                self._redrive = (int(json.loads(policy)["maxReceiveCount"]) if policy else None,)
+            except (ClientError, BotoCoreError, KeyError, ValueError, TypeError) as exc:
+                log.warning("cannot read the review queue's redrive policy: %s", exc)
+                return None  # asked again next time
+        return self._redrive[0]
 
     def _delete(self, receipt_handle: str) -> None:
         try:

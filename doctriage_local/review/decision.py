@@ -144,11 +144,20 @@ def check_paths(check: Check, nodes: dict[str, Node]) -> list[str]:
     return out
 
 
+def applied_threshold(result: dict[str, Any], document_threshold: Any) -> Any:
+    """The threshold that applied to a field or cell: its own on the record (evaluate writes it),
+    else the document's (a record written before fields carried theirs)."""
+    own = result.get("threshold")
+    return own if own is not None else document_threshold
+
+
 def _reason(kind: str, flag: str, node: Node, threshold: Any) -> Reason:
     text = _PATH_FLAGS[kind]
     confidence = node.result.get("confidence")
-    threshold = node.result.get("threshold", threshold)
-    if kind == "low_confidence_field" and confidence is None:
+    threshold = applied_threshold(node.result, threshold)
+    if kind == "low_confidence_field" and isinstance(threshold, int | float) and threshold >= 1:
+        text = "threshold 1.0 forces review of this field, whatever its confidence"
+    elif kind == "low_confidence_field" and confidence is None:
         text = "Datalab gave it no score: nothing vouches for it"
     elif kind == "low_confidence_field" and threshold is not None:
         text = f"confidence {confidence:.2f} is below the threshold {threshold:.2f}"
@@ -340,3 +349,67 @@ def build_review(
         "accepted": accepted,
         "corrected": corrected,
     }
+
+
+# ---------------------------------------------------------------------- revisions and history
+
+# What a review says beyond who and when; two reviews that agree on these are the same decision.
+_BOOKKEEPING = frozenset({"reviewer", "decided_at", "history"})
+
+
+def revision_of(review: dict[str, Any] | None) -> int:
+    """A stored review's revision: how many decisions its history holds (0: no review yet)."""
+    return len((review or {}).get("history") or [])
+
+
+def _decisions(review: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Path -> {"decision": "accept"} or {"decision": "correct", "value": …}."""
+    review = review or {}
+    out: dict[str, dict[str, Any]] = {
+        p: {"decision": "accept"} for p in review.get("accepted") or []
+    }
+    for path, value in (review.get("corrected") or {}).items():
+        out[path] = {"decision": "correct", "value": value}
+    return out
+
+
+def same_decision(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
+    """Whether two reviews decide the same (whoever decided and whenever)."""
+
+    def what(review: dict[str, Any] | None) -> dict[str, Any]:
+        rest = {k: v for k, v in (review or {}).items() if k not in _BOOKKEEPING}
+        return rest | {
+            "accepted": sorted(rest.get("accepted") or []),
+            "corrected": rest.get("corrected") or {},
+        }
+
+    return what(a) == what(b)
+
+
+def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """What ``after`` changes of ``before``: ``{path, was, now}`` for each path decided otherwise
+    (was/now: the path's decision, null when undecided) and for any other key of the review
+    (``outcome``) whose value differs."""
+    was, now = _decisions(before), _decisions(after)
+    out = [
+        {"path": path, "was": was.get(path), "now": now.get(path)}
+        for path in [*now, *(p for p in was if p not in now)]
+        if was.get(path) != now.get(path)
+    ]
+    skip = _BOOKKEEPING | {"accepted", "corrected"}
+    for key in sorted((set(before or {}) | set(after)) - skip):
+        if (before or {}).get(key) != after.get(key):
+            out.append({"path": key, "was": (before or {}).get(key), "now": after.get(key)})
+    return out
+
+
+def with_history(review: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``review`` as stored over ``previous`` (None for a first decision): its history is the
+    previous one's plus an entry for this decision (who, when, what changed)."""
+    entry = {
+        "reviewer": review["reviewer"],
+        "decided_at": review["decided_at"],
+        "changes": changes(previous, review),
+    }
+    earlier = list((previous or {}).get("history") or [])
+    return {**{k: v for k, v in review.items() if k != "history"}, "history": [*earlier, entry]}

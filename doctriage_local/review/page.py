@@ -14,6 +14,7 @@ each one expected.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +24,8 @@ from doctriage_local.review.decision import (
     DecisionError,
     Node,
     Reason,
+    applied_threshold,
+    changes,
     display_value,
     is_number_type,
     record_nodes,
@@ -35,9 +38,22 @@ LOW_CONFIDENCE = 0.5
 TAG_LEFT_FROM = 0.7  # a box ending right of this (page fraction) has its tag on its left
 CROP_MIN_WIDTH = 0.35  # a card's crop shows at least this much of the page's width …
 CROP_PAD = (0.04, 0.02)  # … and this much (x, y) around the box
+NEAR_DLQ = 2  # deliveries left before the review DLQ at which the page warns
 
 
-def confidence_class(confidence: float | None, threshold: float | None) -> str:
+@dataclass(frozen=True)
+class QueueFacts:
+    """What the review queue says about the open document's delivery."""
+
+    receive_count: int  # ApproximateReceiveCount: how often it has been handed out
+    max_receive_count: int | None  # the queue's RedrivePolicy maxReceiveCount
+    depth: tuple[int, int] | None  # (waiting, with a reviewer), approximate
+
+
+def confidence_class(result: dict[str, Any], document_threshold: float | None) -> str:
+    """A field's or cell's colour, against the threshold that applied to it."""
+    confidence = result.get("confidence")
+    threshold = applied_threshold(result, document_threshold)
     if confidence is None:
         return "conf-none"
     if confidence < LOW_CONFIDENCE:
@@ -55,6 +71,17 @@ def _pct(value: float) -> str:
     return f"{max(0.0, min(1.0, float(value))) * 100:.4f}%"
 
 
+def threshold_text(threshold: Any) -> str:
+    """A threshold as a reviewer reads it: 1.0 and 0.0 are rules, not numbers to compare."""
+    if not isinstance(threshold, int | float):
+        return "unknown"
+    if threshold >= 1:
+        return "1.0 forces review"
+    if threshold <= 0:
+        return "0.0 (no confidence gate)"
+    return f"{threshold:.2f}"
+
+
 def _confidence_text(confidence: float | None) -> str:
     return "unscored" if confidence is None else f"confidence {confidence:.2f}"
 
@@ -63,7 +90,16 @@ def document_url(document_id: str) -> str:
     return f"/doc/{quote(document_id, safe='')}"
 
 
-def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False) -> str:
+def _layout(
+    title: str,
+    body: str,
+    *,
+    page: str,
+    token: str,
+    auto: bool = False,
+    data: dict[str, str] | None = None,
+) -> str:
+    extra = "".join(f' data-{k}="{_e(v)}"' for k, v in (data or {}).items())
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -73,7 +109,7 @@ def _layout(title: str, body: str, *, page: str, token: str, auto: bool = False)
 <link rel="stylesheet" href="/static/review.css">
 <script src="/static/review.js" defer></script>
 </head>
-<body data-page="{page}" data-token="{_e(token)}" data-auto="{1 if auto else 0}">
+<body data-page="{page}" data-token="{_e(token)}" data-auto="{1 if auto else 0}"{extra}>
 <a class="skip" href="#panel">Skip to the decision form</a>
 {body}
 </body>
@@ -176,6 +212,14 @@ def _reasoning_html(field: dict[str, Any]) -> str:
     )
 
 
+def _field_threshold_text(field: dict[str, Any], document_threshold: Any) -> str:
+    applied = applied_threshold(field, document_threshold)
+    text = threshold_text(applied)
+    if field.get("threshold") is not None and applied != document_threshold:
+        text += f" (this field's own; the document's is {threshold_text(document_threshold)})"
+    return text
+
+
 def _flagged_card(
     index: int,
     node: Node,
@@ -188,7 +232,7 @@ def _flagged_card(
     """One path to decide: why, what was extracted, where, and accept / correct."""
     name, field = node.path, node.result
     label = f"Correct value for {name}"
-    css = confidence_class(field.get("confidence"), threshold)
+    css = confidence_class(field, threshold)
     posted = (form or {}).get(f"decision.{name}", [None])[0]
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
     checked = {"accept": "", "correct": ""}
@@ -208,6 +252,7 @@ def _flagged_card(
   <dl class="facts">
     <dt>Extracted</dt><dd>{_value_html(field.get("value"))}</dd>
     <dt>Where</dt><dd>{_where(field, index)}</dd>
+    <dt>Threshold</dt><dd class="threshold">{_e(_field_threshold_text(field, threshold))}</dd>
   </dl>
   {crop}
   {_reasoning_html(field)}
@@ -228,7 +273,7 @@ def _other_row(
     form: dict[str, list[str]] | None,
 ) -> str:
     name, field = node.path, node.result
-    css = confidence_class(field.get("confidence"), threshold)
+    css = confidence_class(field, threshold)
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
     reasoning = field.get("reasoning") or ""
     label = f"Correct value for {name}"
@@ -255,7 +300,7 @@ def _table_html(
     def cell(i: int, column: str) -> tuple[str, str]:
         path = f"{node.path}[{i}].{column}"
         result = nodes[path].result if path in nodes else {"value": None, "confidence": None}
-        css = confidence_class(result.get("confidence"), threshold)
+        css = confidence_class(result, threshold)
         html = _cell_html(result.get("value"))
         if path not in indices:
             return html, ""
@@ -284,7 +329,7 @@ def _boxes(
         box = field.get("bbox")
         if field.get("page") != page_index or not box:
             continue
-        css = confidence_class(field.get("confidence"), threshold)
+        css = confidence_class(field, threshold)
         value = display_value(field.get("value"))
         title = f"{name}: {value} ({_confidence_text(field.get('confidence'))})"
         style = (
@@ -361,7 +406,7 @@ def _pages_html(
     legend = (
         '<p class="legend" aria-label="Box colours">'
         '<span class="swatch conf-low"></span> confidence below 0.5 '
-        f'<span class="swatch conf-mid"></span> below the threshold {_e(threshold)} '
+        '<span class="swatch conf-mid"></span> below the threshold that applied to it '
         '<span class="swatch conf-ok"></span> at or above it '
         '<span class="swatch conf-none"></span> unscored</p>'
     )
@@ -400,7 +445,7 @@ def _summary(record: dict[str, Any]) -> str:
         f'<span class="badge review">{_e(record.get("review_status"))}</span>',
         f"type <b>{_e(doc_type)}</b>"
         + (f" ({type_conf:.2f})" if isinstance(type_conf, (int, float)) else ""),
-        f"threshold <b>{_e(record.get('human_review_threshold'))}</b>",
+        f"threshold <b>{_e(threshold_text(record.get('human_review_threshold')))}</b>",
         "average score <b>" + ("-" if average is None else f"{average:.2f}") + "</b> of 5",
         f'<span class="muted">{_e(record["document_id"])}</span>',
     ]
@@ -413,7 +458,7 @@ def _summary(record: dict[str, Any]) -> str:
     )
 
 
-def _decision_html(review: dict[str, Any]) -> str:
+def _decision_html(review: dict[str, Any], heading: str = "Decided") -> str:
     corrected = review.get("corrected") or {}
     rows = "".join(
         f"<li><b>{_e(name)}</b> corrected to {_value_html(value)}</li>"
@@ -421,11 +466,43 @@ def _decision_html(review: dict[str, Any]) -> str:
     )
     accepted = ", ".join(_e(n) for n in review.get("accepted") or []) or "none"
     return (
-        '<section class="notice ok" role="status"><h2>Decided</h2>'
+        f'<section class="notice ok" role="status"><h2>{_e(heading)}</h2>'
         f"<p>By <b>{_e(review.get('reviewer'))}</b> at {_e(review.get('decided_at'))}.</p>"
         f"<p>Accepted: {accepted}</p>"
-        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul></section>'
+        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul>'
+        f"{_history_html(review.get('history') or [])}</section>"
     )
+
+
+def _decision_text(decision: Any) -> str:
+    if decision is None:
+        return "undecided"
+    if isinstance(decision, dict) and decision.get("decision") == "accept":
+        return "accepted"
+    if isinstance(decision, dict) and decision.get("decision") == "correct":
+        return f"corrected to {json.dumps(decision.get('value'), ensure_ascii=False)}"
+    return json.dumps(decision, ensure_ascii=False)
+
+
+def _changes_html(entries: list[dict[str, Any]]) -> str:
+    items = "".join(
+        f"<li><code>{_e(c.get('path'))}</code>: {_e(_decision_text(c.get('was')))} &rarr; "
+        f"{_e(_decision_text(c.get('now')))}</li>"
+        for c in entries
+    )
+    return f'<ul class="changes">{items or "<li>nothing</li>"}</ul>'
+
+
+def _history_html(history: list[dict[str, Any]]) -> str:
+    """Every decision stored on the record, oldest first: who, when, what it changed."""
+    if len(history) < 2:
+        return ""
+    items = "".join(
+        f"<li>{'Decided' if i == 0 else 'Amended'} by <b>{_e(h.get('reviewer'))}</b> at "
+        f"{_e(h.get('decided_at'))}{_changes_html(h.get('changes') or []) if i else ''}</li>"
+        for i, h in enumerate(history)
+    )
+    return f'<h3>History</h3><ol class="history">{items}</ol>'
 
 
 def _path_text(segments: tuple[PathSegment, ...]) -> str:
@@ -502,13 +579,15 @@ def document_page(
     lease_warning: str | None = None,
     schema: dict[str, Any] | None = None,
     audit: bool = False,
+    queue: QueueFacts | None = None,
 ) -> str:
     """The review page of one document: pages with boxes on the left, the decision on the right.
 
     ``is_open``: this server holds the document's message, so a decision can be submitted;
     otherwise the page is read-only (already decided, or not taken from the queue here).
     ``schema``: the document type's extraction schema when it could be read (column types,
-    minItems, the x-checks' paths); ``audit``: an audit sample, every field to decide.
+    minItems, the x-checks' paths); ``audit``: an audit sample, every field to decide;
+    ``queue``: the open document's delivery (how often handed out, how near the DLQ).
     """
     fields: dict[str, Any] = record.get("fields") or {}
     nodes = record_nodes(record, schema)
@@ -591,9 +670,9 @@ def document_page(
 </form>"""
     if editable:
         panel += f"""
-<form method="post" action="{url}/release" class="release">
+<form method="post" action="{url}/skip" class="release" id="skip-form">
   <input type="hidden" name="token" value="{_e(token)}">
-  <button type="submit" class="secondary">Put back on the queue</button>
+  <button type="submit" class="secondary" id="skip">Skip: give it to someone else</button>
 </form>"""
     keys = """
 <section class="help" aria-label="Keyboard shortcuts">
@@ -606,6 +685,8 @@ def document_page(
     <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
       work everywhere</li>
   </ul>
+  <p class="muted small">Your choices are kept in this browser until stored: a reload or a
+    restart of the review server does not lose them.</p>
 </section>"""
     body = f"""
 <header class="topbar">
@@ -617,13 +698,91 @@ def document_page(
     {_pages_html(record, pages, page_count, render_error, nodes, indices)}
   </section>
   <aside class="panel" id="panel" aria-label="Decision">
+    {_queue_html(queue) if queue and editable else ""}
     {"".join(notices)}
     {panel}
     {keys}
   </aside>
 </main>"""
     title = (record.get("source") or {}).get("key") or record["document_id"]
-    return _layout(f"Review {title}", body, page="document", token=token)
+    return _layout(
+        f"Review {title}",
+        body,
+        page="document",
+        token=token,
+        data={"document": record["document_id"], "decided": "1" if review else "0"},
+    )
+
+
+def _queue_html(queue: QueueFacts) -> str:
+    """How often this document has been handed out, the queue's depth, and how near the DLQ."""
+    count = queue.receive_count
+    facts = [f'handed out <b id="receive-count">{count}</b> time{"s" if count != 1 else ""}']
+    if queue.depth is not None:
+        waiting, held = queue.depth
+        facts.append(
+            f'<b id="queue-waiting">{waiting}</b> waiting on the review queue, '
+            f"<b>{held}</b> with a reviewer (this one included)"
+        )
+    html = f'<p class="queue-facts small" id="queue-facts">This document: {" · ".join(facts)}</p>'
+    limit = queue.max_receive_count
+    if limit is not None and limit - count <= NEAR_DLQ:
+        left = limit - count
+        warning = (
+            f"This is its last delivery: after {limit} (the review queue's maxReceiveCount) "
+            "SQS moves it to the review dead-letter queue, with no decision, the next time "
+            "it is put back or skipped."
+            if left <= 0
+            else f"Near the review dead-letter queue: {left} more deliver"
+            f"{'y' if left == 1 else 'ies'} and SQS moves it there with no decision "
+            f"(maxReceiveCount {limit}). Decide it if you can rather than skip it."
+        )
+        html += f'<p class="notice warn" role="alert" id="near-dlq">{_e(warning)}</p>'
+    return html
+
+
+def conflict_page(
+    record: dict[str, Any],
+    *,
+    stored: dict[str, Any],
+    yours: dict[str, Any],
+    form: dict[str, list[str]],
+    revision: int,
+    token: str,
+) -> str:
+    """A decision that differs from the one stored meanwhile: both, what yours would change,
+    and a form to record yours as an amendment (the posted form, resent, with the revision it
+    amends: an amendment over a newer one is a conflict again)."""
+    document_id = record["document_id"]
+    title = (record.get("source") or {}).get("key") or document_id
+    hidden = "".join(
+        f'<input type="hidden" name="{_e(name)}" value="{_e(value)}">'
+        for name, values in form.items()
+        if name not in ("token", "revision")
+        for value in values
+    )
+    body = f"""
+<header class="topbar"><p class="brand"><a href="/">doctriage review</a></p>
+  <h1 id="conflict-title">{_e(title)}: decided differently meanwhile</h1></header>
+<main class="waiting conflict" id="panel" data-document="{_e(document_id)}">
+  <p class="notice warn" role="alert">Someone stored a decision for this document before yours
+    (another tab or another reviewer). Yours was <b>not stored</b>, and nothing was overwritten.
+  </p>
+  {_decision_html(stored, "The stored decision")}
+  <section class="notice"><h2>Yours</h2><p>Recorded as an amendment, it would change:</p>
+    {_changes_html(changes(stored, yours))}</section>
+  <form method="post" action="{document_url(document_id)}/amend" id="amend-form">
+    <input type="hidden" name="token" value="{_e(token)}">
+    <input type="hidden" name="revision" value="{revision}">
+    {hidden}
+    <button type="submit" class="primary" id="amend">Record mine as an amendment</button>
+  </form>
+  <p><a href="/?kept={quote(document_id, safe="")}" id="keep">Keep the stored decision</a>
+    and go on to the next document.</p>
+</main>"""
+    return _layout(
+        f"Conflict on {title}", body, page="conflict", token=token, data={"document": document_id}
+    )
 
 
 def _notices(

@@ -7,7 +7,9 @@ from other consumers). Routes:
     GET  /doc/<id>              a document's review page (read-only unless it is the open one)
     GET  /doc/<id>/page/<n>     page n (0-based) as an image
     POST /doc/<id>/decision     store the decision, delete the message, go to the next document
-    POST /doc/<id>/release      put the open document back on the queue
+                                (a different decision stored first: the conflict page)
+    POST /doc/<id>/amend        record a decision over the stored one (from the conflict page)
+    POST /doc/<id>/skip         give the open document up: hidden a while, then anyone's
     POST /next, /api/next       long-poll the queue for the next document (form / JSON)
     GET  /api/status            what this server has done, as JSON
     GET  /static/<file>         review.css, review.js
@@ -29,8 +31,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from doctriage_local.review import page
-from doctriage_local.review.consumer import MAX_WAIT_SECONDS, OpenDocument, ReviewConsumer
-from doctriage_local.review.decision import DecisionError, build_review, is_audit
+from doctriage_local.review.consumer import (
+    MAX_WAIT_SECONDS,
+    OpenDocument,
+    ReviewConsumer,
+    Stored,
+)
+from doctriage_local.review.decision import DecisionError, build_review, is_audit, revision_of
 from doctriage_local.review.render import PageCache, RenderedPage, RenderError, render_pages
 
 log = logging.getLogger("doctriage.review")
@@ -98,6 +105,10 @@ class ReviewServer:
                 self.consumer.release(self.current)
                 self.current = None
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
     def __enter__(self) -> ReviewServer:
         return self.start()
 
@@ -129,16 +140,16 @@ class ReviewServer:
                 return self.current
         return None
 
-    def decide(self, document: OpenDocument, review: dict[str, Any]) -> bool:
+    def decide(self, document: OpenDocument, review: dict[str, Any]) -> Stored:
         with self._lock:
             stored = self.consumer.decide(document, review)
             if self.current is document:
                 self.current = None
             return stored
 
-    def release(self, document: OpenDocument) -> None:
+    def skip(self, document: OpenDocument) -> None:
         with self._lock:
-            self.consumer.release(document)
+            self.consumer.skip(document)
             if self.current is document:
                 self.current = None
 
@@ -172,6 +183,9 @@ class ReviewServer:
             "opened": stats.opened,
             "decided": stats.decided,
             "already_decided": stats.already_decided,
+            "identical_acknowledged": stats.identical_acknowledged,
+            "amended": stats.amended,
+            "skipped": stats.skipped,
             "duplicates_acknowledged": stats.duplicates_acknowledged,
             "released": stats.released,
             "left_alone": stats.left_alone,
@@ -236,6 +250,11 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         self._html(status, page.message_page(title, message, token=self.review.token))
 
     def _host_ok(self) -> bool:
+        if self.review.stopped:
+            # A keep-alive connection outlives shutdown(): its thread must not take documents.
+            # Closed without an answer, a browser retries on a new connection (a new server).
+            self.close_connection = True
+            return False
         if self.headers.get("Host", "") in self.review.allowed_hosts:
             return True
         self._send(HTTPStatus.MISDIRECTED_REQUEST, b"wrong Host", "text/plain")
@@ -313,8 +332,10 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 )
             elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "decision":
                 self._decide(parts[1], form)
-            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "release":
-                self._release(parts[1])
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "amend":
+                self._amend(parts[1], form)
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "skip":
+                self._skip(parts[1])
             else:
                 self._error(HTTPStatus.NOT_FOUND, "Not found", f"Nothing to post at {self.path}.")
         except Exception as exc:
@@ -325,19 +346,26 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         review = self.review
         if "decided" in query:
             return f"Decision stored for {review.title(query['decided'][0])}."
-        if "already" in query:
+        if "identical" in query:
             return (
-                f"{review.title(query['already'][0])} had been decided by someone else: "
-                "your decision was not stored."
+                f"{review.title(query['identical'][0])} already had this same decision: "
+                "acknowledged."
             )
-        if "released" in query:
-            return f"{review.title(query['released'][0])} is back on the queue."
+        if "amended" in query:
+            return f"Amendment stored for {review.title(query['amended'][0])}."
+        if "kept" in query:
+            return f"The stored decision for {review.title(query['kept'][0])} stands."
+        if "skipped" in query:
+            return (
+                f"Skipped {review.title(query['skipped'][0])}: kept from you for "
+                f"{review.consumer.skip_seconds} s, and open to other reviewers after that."
+            )
         return None
 
     def _index(self, query: dict[str, list[str]], raw_query: str) -> None:
         review = self.review
-        auto = "released" not in query  # or the document put back comes straight back
-        document = review.next_document(0) if auto else None
+        auto = True  # a skipped document is hidden: the next one is another
+        document = review.next_document(0)
         if document is not None:
             suffix = f"?{raw_query}" if raw_query else ""
             self._redirect(page.document_url(document.document_id) + suffix)
@@ -407,8 +435,19 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 lease_warning=warning,
                 schema=self.review.schema(record),
                 audit=document.audit if document else is_audit(record),
+                queue=self._queue_facts(document),
                 **extra,
             ),
+        )
+
+    def _queue_facts(self, document: OpenDocument | None) -> page.QueueFacts | None:
+        if document is None:
+            return None
+        consumer = self.review.consumer
+        return page.QueueFacts(
+            receive_count=document.receive_count,
+            max_receive_count=consumer.max_receive_count,
+            depth=consumer.queue_depth(),
         )
 
     def _document(self, document_id: str, notice: str | None) -> None:
@@ -443,7 +482,7 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         if document is None:
             record = self.review.consumer.get_record(document_id)
             if record is not None and record.get("review"):
-                self._redirect(page.document_url(document_id))
+                self._decided_elsewhere(record, form)
                 return
             self._error(
                 HTTPStatus.CONFLICT,
@@ -465,7 +504,7 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
         try:
-            stored = self.review.decide(document, decision)
+            outcome = self.review.decide(document, decision)
         except Exception as exc:
             log.exception("storing the decision for %s failed", document_id)
             self._render(
@@ -477,13 +516,73 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 "and its message still on the queue: try again.",
             )
             return
-        if stored:
+        self._answer(document.record, decision, outcome, form)
+
+    def _decided_elsewhere(self, record: dict[str, Any], form: dict[str, list[str]]) -> None:
+        """A decision posted for a document decided meanwhile (another tab, another reviewer):
+        acknowledged when it is the same, else the conflict page. Nothing is written."""
+        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
+        try:
+            decision = build_review(
+                record, form, reviewer, schema=self.review.schema(record), audit=is_audit(record)
+            )
+        except DecisionError as exc:
+            self._render(record, None, HTTPStatus.BAD_REQUEST, form=form, error=exc)
+            return
+        outcome = self.review.consumer.against_stored(record["document_id"], decision)
+        self._answer(record, decision, outcome, form)
+
+    def _answer(
+        self,
+        record: dict[str, Any],
+        decision: dict[str, Any],
+        outcome: Stored,
+        form: dict[str, list[str]],
+    ) -> None:
+        document_id = record["document_id"]
+        if outcome.kind == "conflict":
+            self._html(
+                HTTPStatus.CONFLICT,
+                page.conflict_page(
+                    record,
+                    stored=outcome.review,
+                    yours=decision,
+                    form=form,
+                    revision=revision_of(outcome.review),
+                    token=self.review.token,
+                ),
+            )
+            return
+        if outcome.kind in ("stored", "amended"):
             self.review.reviewer = decision["reviewer"]  # the next page starts with this name
-        which = "decided" if stored else "already"
+        which = {"stored": "decided", "amended": "amended", "identical": "identical"}[outcome.kind]
         self._redirect(f"/?{which}={quote(document_id, safe='')}")
 
-    def _release(self, document_id: str) -> None:
+    def _amend(self, document_id: str, form: dict[str, list[str]]) -> None:
+        record = self.review.consumer.get_record(document_id)
+        if record is None or not record.get("review"):
+            self._error(
+                HTTPStatus.CONFLICT, "Nothing to amend", f"{document_id} has no stored decision."
+            )
+            return
+        try:
+            revision = int((form.get("revision") or [""])[0])
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "Bad form", "The amendment names no revision.")
+            return
+        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
+        try:
+            decision = build_review(
+                record, form, reviewer, schema=self.review.schema(record), audit=is_audit(record)
+            )
+        except DecisionError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, "Not stored", str(exc))
+            return
+        outcome = self.review.consumer.amend(document_id, decision, revision=revision)
+        self._answer(record, decision, outcome, form)
+
+    def _skip(self, document_id: str) -> None:
         document = self.review.open_document(document_id)
         if document is not None:
-            self.review.release(document)
-        self._redirect(f"/?released={quote(document_id, safe='')}")
+            self.review.skip(document)
+        self._redirect(f"/?skipped={quote(document_id, safe='')}")

@@ -278,11 +278,20 @@ def test_an_incomplete_or_foreign_form_stores_nothing(stack, review_server):
         assert "review" not in stack.record(document_id)
         assert _queue_counts(stack) == (0, 1)  # still open here
 
-        released = client.post(f"/doc/{document_id}/release", data={"token": review_server.token})
-        assert released.status_code == 303
-        assert _queue_counts(stack) == (1, 0)  # back on the queue for someone else
+        held = review_server.current
+        skipped = client.post(f"/doc/{document_id}/skip", data={"token": review_server.token})
+        assert skipped.status_code == 303
+        assert _queue_counts(stack) == (0, 1)  # given up, hidden a while, then anyone's
         assert client.post(url, data=form).status_code == 409
         assert "review" not in stack.record(document_id)
+    _forget(stack, held)
+
+
+def _forget(stack, document):
+    """Delete a skipped document's message: hidden, it would outlive the test."""
+    stack.client("sqs").delete_message(
+        QueueUrl=stack.physical["ReviewQueue"], ReceiptHandle=document.receipt_handle
+    )
 
 
 def _box_matches(page, selector, bbox):
@@ -590,3 +599,159 @@ def test_the_page_image_zooms_pans_and_jumps_to_a_page(stack, fixture_server, pa
 
     assert _tab_through_the_form(page) > 10
     assert _axe_violations(page) == []
+
+
+# ---------------------------------------------------------------------- no lost work, real skip
+
+# An order whose tax alone is flagged (scored 2: confidence 0.25 under the 0.8 threshold).
+LOW_TAX = {
+    "lines": [cell_row("Bolts", 500), cell_row("Nuts", 20)],
+    "tax": 10,
+    "tax_score": s(2),
+    "total": 530,
+    "total_score": s(5),
+}
+
+
+def _draft_keys(page):
+    return page.evaluate(
+        "() => Object.keys(localStorage).filter(k => k.startsWith('doctriage-review-draft:'))"
+    )
+
+
+def test_a_second_different_decision_gets_the_conflict_page_and_may_amend(
+    stack, fixture_server, browser
+):
+    record = _queue_record(stack, LOW_TAX, "conflict")
+    document_id = record["document_id"]
+    assert record["flags"] == ["low_confidence_field:tax"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(15_000)
+    first, second = context.new_page(), context.new_page()
+    first.goto(fixture_server.url)
+    first.wait_for_url(f"**/doc/{document_id}")
+    second.goto(first.url)  # the same document in a second tab
+    assert second.locator(".field-card.flagged").count() == 1
+
+    first.keyboard.press("a")
+    first.keyboard.press("Control+Enter")
+    first.wait_for_url("**/?decided=*")
+    second.keyboard.press("c")
+    second.keyboard.type("11")
+    second.keyboard.press("Escape")
+    second.keyboard.press("Control+Enter")
+
+    # Not a silent discard: the conflict page shows the stored decision and what mine changes.
+    second.wait_for_selector("#conflict-title")
+    assert "decided differently meanwhile" in second.locator("h1").inner_text()
+    text = second.inner_text("main")
+    assert "Yours was not stored" in text
+    assert "Accepted: tax" in text
+    assert "tax: accepted → corrected to 11" in text
+    assert stack.record(document_id)["review"]["accepted"] == ["tax"]  # still the first
+
+    second.click("#amend")
+    second.wait_for_url("**/?amended=*")
+    assert "Amendment stored for incoming/order/conflict.pdf" in second.inner_text("main")
+    stored = stack.record(document_id)
+    assert_valid_record(stored)
+    review = stored["review"]
+    assert (review["accepted"], review["corrected"]) == ([], {"tax": 11})
+    assert [len(h["changes"]) for h in review["history"]] == [1, 1]
+    assert review["history"][1]["changes"][0] == {
+        "path": "tax",
+        "was": {"decision": "accept"},
+        "now": {"decision": "correct", "value": 11},
+    }
+    assert _draft_keys(second) == []  # the stored amendment needs no draft
+
+    # The same decision once more is simply acknowledged; nothing is written.
+    with httpx.Client(base_url=fixture_server.url, timeout=10) as client:
+        again = client.post(
+            f"/doc/{document_id}/decision",
+            data={
+                "token": fixture_server.token,
+                "reviewer": "test-reviewer",
+                "decision.tax": "correct",
+                "value.tax": "11",
+            },
+        )
+        assert again.status_code == 303
+        assert "identical=" in again.headers["location"]
+    assert stack.record(document_id)["review"] == review
+    context.close()
+
+
+def test_unsaved_choices_survive_a_reload_and_a_review_server_restart(stack, fixture_server, page):
+    record = _queue_record(stack, LOW_TAX, "draft")
+    document_id = record["document_id"]
+    dialogs = []
+
+    def on_dialog(dialog):
+        dialogs.append(dialog.type)
+        dialog.accept()
+
+    page.on("dialog", on_dialog)
+    page.goto(fixture_server.url)
+    page.wait_for_url(f"**/doc/{document_id}")
+    assert page.locator("#draft-restored").count() == 0
+    page.keyboard.press("c")
+    page.keyboard.type("12")
+    page.keyboard.press("Escape")
+    assert _draft_keys(page) == [f"doctriage-review-draft:{document_id}"]
+
+    page.reload()  # leaving with unsaved choices warns first
+    assert dialogs == ["beforeunload"]
+    page.wait_for_selector("#draft-restored")
+    assert page.locator('input[name="decision.tax"][value="correct"]').is_checked()
+    assert page.locator('input[name="value.tax"]').input_value() == "12"
+
+    # The review server restarts (the document goes back on the queue, a new token).
+    port = fixture_server.port
+    fixture_server.stop()
+    with ReviewServer(
+        fixture_server.consumer, port=port, reviewer="test-reviewer", wait_seconds=1
+    ) as restarted:
+        page.goto(restarted.url)
+        page.wait_for_url(f"**/doc/{document_id}")
+        page.wait_for_selector("#draft-restored")
+        assert page.locator('input[name="value.tax"]').input_value() == "12"
+        page.keyboard.press("Control+Enter")
+        page.wait_for_url("**/?decided=*")
+        assert stack.record(document_id)["review"]["corrected"] == {"tax": 12}
+        assert _draft_keys(page) == []
+
+
+def test_skip_moves_on_to_another_document_and_says_when_one_nears_the_dlq(
+    stack, fixture_server, page
+):
+    skipped = _queue_record(stack, LOW_TAX, "skipped")
+    # Handed out eight times already (maxReceiveCount is 10): the next delivery is the ninth.
+    sqs, queue_url = stack.client("sqs"), stack.physical["ReviewQueue"]
+    for _ in range(8):
+        message = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"][0]
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    page.goto(fixture_server.url)
+    page.wait_for_url(f"**/doc/{skipped['document_id']}")
+    assert "handed out 9 times" in page.locator("#queue-facts").inner_text()
+    assert "1 more delivery" in page.locator("#near-dlq").inner_text()
+
+    other = _queue_record(stack, LOW_TAX, "next")
+    held = fixture_server.current
+    page.click("#skip")
+    page.wait_for_url(f"**/doc/{other['document_id']}?skipped=*")
+    assert "Skipped incoming/order/skipped.pdf" in page.inner_text("main")
+    facts = page.locator("#queue-facts").inner_text()
+    assert "handed out 1 time" in facts
+    assert page.locator("#near-dlq").count() == 0
+
+    page.keyboard.press("a")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/?decided=*")
+    time.sleep(2.5)  # two long polls: the skipped document is not handed back to its skipper
+    assert "/doc/" not in page.url
+    assert _queue_counts(stack) == (0, 1)  # hidden, not deleted: others get it after a while
+    assert "review" not in stack.record(skipped["document_id"])
+    _forget(stack, held)

@@ -278,6 +278,8 @@ def test_property_threshold_applies_to_that_field_only() -> None:
     sch = schema({"a": STR | {"x-review-threshold": 1.0}, "b": STR})
     ev = run(sch, {"a": "x", "a_score": scored(5), "b": "y", "b_score": scored(5)})
     assert ev.flags == ["low_confidence_field:a"]
+    # The record says which threshold applied to each field.
+    assert (ev.fields["a"].threshold, ev.fields["b"].threshold) == (1.0, 0.85)
 
 
 def test_threshold_zero_keeps_other_flags() -> None:
@@ -591,6 +593,7 @@ def test_to_dict_is_the_record_fragment() -> None:
                 "citations": [],
                 "page": None,
                 "bbox": None,
+                "threshold": 0.85,
             }
         },
         "flags": [],

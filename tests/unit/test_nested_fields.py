@@ -213,6 +213,11 @@ def test_column_threshold_beats_the_arrays_which_beats_the_document() -> None:
         "low_confidence_field:lines[0].description",
         "low_confidence_field:lines[1].description",
     ]
+    # Each cell, and the list, carries the threshold that applied to it.
+    fields = record_of(ev)["fields"]
+    assert fields["lines"]["threshold"] == 0.9
+    row = fields["lines"]["items"][0]
+    assert (row["description"]["threshold"], row["amount"]["threshold"]) == (0.9, 0.1)
     assert run(schema(lines=lines), {"lines": rows}, upload_threshold=0.5).flags == []
 
 

@@ -11,6 +11,8 @@ from moto import mock_aws
 
 from doctriage_core.adapters.aws import ResultsTable
 from doctriage_local.review.consumer import ReviewConsumer
+from doctriage_local.review.decision import revision_of, with_history
+from tests.contracts import assert_valid_record
 
 REGION = "us-east-1"
 
@@ -95,13 +97,38 @@ def _counts(aws):
 def test_record_review_is_stored_once_and_changes_nothing_else(aws):
     _, _, table = aws
     table.put_once(_record())
-    first = _review(total=300.25)
+    first = with_history(_review(total=300.25), None)
 
     assert table.record_review("doc-1", first) is True
     assert table.record_review("doc-1", _review("bo", total=1)) is False
     stored = table.get("doc-1")
     assert stored.pop("review") == first
     assert stored == _record()  # review_status and the rest as written
+
+
+def test_an_amendment_is_stored_only_over_the_revision_it_amends(aws):
+    _, _, table = aws
+    table.put_once(_record())
+    first = with_history(_review(total=300.25), None)
+    table.record_review("doc-1", first)
+    amended = with_history(_review("bo", total=301), first)
+    assert (revision_of(first), revision_of(amended)) == (1, 2)
+
+    assert table.record_review("doc-1", amended, revision=2) is False  # not what is stored
+    assert table.record_review("doc-1", amended, revision=1) is True
+    assert table.record_review("doc-1", with_history(_review("cy"), first), revision=1) is False
+    stored = table.get("doc-1")["review"]
+    assert stored == amended
+    assert [h["reviewer"] for h in stored["history"]] == ["ana", "bo"]
+    assert stored["history"][1]["changes"] == [
+        {
+            "path": "total",
+            "was": {"decision": "correct", "value": 300.25},
+            "now": {"decision": "correct", "value": 301},
+        }
+    ]
+    with pytest.raises(LookupError):
+        table.record_review("doc-missing", amended, revision=1)
 
 
 def test_record_review_of_an_unknown_document_is_an_error(aws):
@@ -131,8 +158,9 @@ def test_a_decision_is_stored_before_the_message_is_deleted(aws):
     assert document.document_id == "doc-1"
     assert document.record == _record()  # the table's record, not the message body
     assert _counts(aws) == (0, 1)
-    assert consumer.decide(document, _review(total=300)) is True
+    assert consumer.decide(document, _review(total=300)).kind == "stored"
     assert table.get("doc-1")["review"]["corrected"] == {"total": 300}
+    assert_valid_record(table.get("doc-1"))
     assert _counts(aws) == (0, 0)
     assert consumer.stats.decided == 1
 
@@ -146,7 +174,7 @@ def test_when_storing_fails_the_message_stays_and_the_document_stays_open(aws):
         def get(self, document_id):
             return table.get(document_id)
 
-        def record_review(self, document_id, review):
+        def record_review(self, document_id, review, revision=0):
             raise RuntimeError("DynamoDB is down")
 
     consumer = _consumer(aws)
@@ -214,12 +242,54 @@ def test_a_document_decided_elsewhere_meanwhile_is_not_decided_twice(aws):
     _send(aws, _record())
     consumer = _consumer(aws)
     document = consumer.open_next(wait_seconds=1)
-    table.record_review("doc-1", _review("bo"))  # another reviewer, another server
+    bo = with_history(_review("bo", total=300), None)
+    table.record_review("doc-1", bo)  # another reviewer, another server
 
-    assert consumer.decide(document, _review("ana")) is False
-    assert table.get("doc-1")["review"]["reviewer"] == "bo"
-    assert _counts(aws) == (0, 0)
+    conflict = consumer.decide(document, _review("ana", total=301))
+    assert (conflict.kind, conflict.review) == ("conflict", bo)  # the stored one, to show
+    assert table.get("doc-1")["review"] == bo  # nothing overwritten
+    assert _counts(aws) == (0, 0)  # the document has a decision: its message is done
     assert consumer.stats.already_decided == 1
+
+
+def test_the_same_decision_a_second_time_is_simply_acknowledged(aws):
+    _, _, table = aws
+    table.put_once(_record())
+    bo = with_history({**_review("bo", total=300), "accepted": ["a", "b"]}, None)
+    table.record_review("doc-1", bo)
+    consumer = _consumer(aws)
+
+    again = consumer.against_stored("doc-1", {**_review("ana", total=300), "accepted": ["b", "a"]})
+    assert again.kind == "identical"
+    assert consumer.against_stored("doc-1", _review("ana", total=300)).kind == "conflict"
+    assert consumer.stats.identical_acknowledged == 1
+    assert table.get("doc-1")["review"] == bo
+
+
+def test_an_amendment_keeps_the_history_and_a_stale_one_is_a_conflict(aws):
+    _, _, table = aws
+    table.put_once(_record())
+    _send(aws, _record())
+    consumer = _consumer(aws)
+    consumer.decide(consumer.open_next(wait_seconds=1), _review("ana", total=300))
+
+    amended = consumer.amend("doc-1", _review("bo", total=301), revision=1)
+    assert amended.kind == "amended"
+    stale = consumer.amend("doc-1", _review("cy", total=302), revision=1)  # saw revision 1
+    assert (stale.kind, stale.review) == ("conflict", amended.review)
+    same = consumer.amend("doc-1", _review("cy", total=301), revision=2)
+    assert same.kind == "identical"
+    stored = table.get("doc-1")
+    assert_valid_record(stored)
+    assert stored["review"]["reviewer"] == "bo"
+    assert stored["review"]["corrected"] == {"total": 301}
+    assert [(h["reviewer"], len(h["changes"])) for h in stored["review"]["history"]] == [
+        ("ana", 1),
+        ("bo", 1),
+    ]
+    assert consumer.stats.amended == 1
+    with pytest.raises(LookupError):
+        consumer.amend("doc-unknown", _review(), revision=1)
 
 
 @pytest.mark.parametrize("body", ["not json", json.dumps({"no": "id"})])
@@ -257,8 +327,9 @@ def test_a_decision_by_cell_path_is_stored_and_read_back_as_written(aws):
         "accepted": ["line_items[0].amount", "address.city", "line_items"],
     }
 
-    assert consumer.decide(document, review) is True
-    assert table.get("doc-1")["review"] == review  # path keys and float values as they were
+    assert consumer.decide(document, review).kind == "stored"
+    stored = table.get("doc-1")["review"]
+    assert stored == with_history(review, None)  # path keys and float values as they were
 
 
 @pytest.mark.parametrize(
@@ -297,3 +368,64 @@ def test_the_schema_is_read_from_the_records_bucket_by_its_upload_type(aws):
     assert consumer.schema_for(receipt) is None  # no schema there: the page reads JSON
     s3.put_object(Bucket="docs", Key="schemas/invoice.json", Body=b"{not json")
     assert consumer.schema_for(_record()) is None
+
+
+# ---------------------------------------------------------------------- skipping, the queue
+
+
+def test_a_skipped_document_is_kept_from_its_reviewer_and_the_next_is_another(aws):
+    sqs, queue_url, table = aws
+    for name in ("doc-1", "doc-2"):
+        table.put_once(_record(name))
+    _send(aws, _record("doc-1"))
+    consumer = _consumer(aws, skip_seconds=30)
+
+    first = consumer.open_next(wait_seconds=1)
+    _send(aws, _record("doc-2"))
+    consumer.skip(first)
+    assert _counts(aws) == (1, 1)  # doc-1 hidden (from everyone: SQS has no per-reader view)
+    second = consumer.open_next(wait_seconds=1)
+    assert second.document_id == "doc-2"  # not the skipped one again
+    assert consumer.stats.skipped == 1
+
+    # Someone puts doc-1 back early (released elsewhere): still kept from this reviewer.
+    sqs.change_message_visibility(
+        QueueUrl=queue_url, ReceiptHandle=first.receipt_handle, VisibilityTimeout=0
+    )
+    assert consumer.open_next(wait_seconds=0) is None
+    assert consumer.stats.kept_from_skipper == 1
+    assert _counts(aws) == (0, 2)  # hidden again, for what is left of its 30 s
+    second.heartbeat.stop()
+
+
+def test_a_skipped_document_comes_back_once_its_while_is_over(aws):
+    _, _, table = aws
+    table.put_once(_record())
+    _send(aws, _record())
+    consumer = _consumer(aws, skip_seconds=1)
+    consumer.skip(consumer.open_next(wait_seconds=1))
+    assert consumer.open_next(wait_seconds=0) is None
+    again = consumer.open_next(wait_seconds=3)
+    assert again is not None
+    assert again.receive_count == 2  # handed out twice: the page says so
+    again.heartbeat.stop()
+
+
+def test_the_queue_depth_and_the_dlq_limit_are_read_from_sqs(aws):
+    sqs, queue_url, _ = aws
+    dlq = sqs.create_queue(QueueName="review-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    consumer = _consumer(aws)
+    assert consumer.max_receive_count is None  # no redrive policy on this queue
+    sqs.set_queue_attributes(
+        QueueUrl=queue_url,
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 7})
+        },
+    )
+    assert _consumer(aws).max_receive_count == 7
+    _send(aws, _record("doc-1"))
+    _send(aws, _record("doc-2"))
+    assert consumer.queue_depth() == (2, 0)

@@ -14,11 +14,22 @@ from doctriage_local.review.decision import (
     display_value,
     parse_value,
     to_decide,
+    with_history,
 )
-from doctriage_local.review.page import confidence_class, document_page
+from doctriage_local.review.page import QueueFacts, confidence_class, conflict_page, document_page
 from doctriage_local.review.render import RenderedPage
 from tests.contracts import assert_valid_record
-from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
+from tests.unit.test_nested_fields import (
+    CHECK,
+    LINES,
+    NUM,
+    STR,
+    cell_row,
+    record_of,
+    run,
+    s,
+    schema,
+)
 
 
 def _field(value, confidence, *, page=0, bbox=True, reasoning="r"):
@@ -160,10 +171,10 @@ def test_display_value_round_trips_through_parse_value():
 
 
 def test_box_colours_by_confidence():
-    assert confidence_class(0.25, 0.85) == "conf-low"
-    assert confidence_class(0.5, 0.85) == "conf-mid"
-    assert confidence_class(0.85, 0.85) == "conf-ok"
-    assert confidence_class(None, 0.85) == "conf-none"
+    assert confidence_class({"confidence": 0.25}, 0.85) == "conf-low"
+    assert confidence_class({"confidence": 0.5}, 0.85) == "conf-mid"
+    assert confidence_class({"confidence": 0.85}, 0.85) == "conf-ok"
+    assert confidence_class({"confidence": None}, 0.85) == "conf-none"
 
 
 def test_the_page_escapes_document_text_and_places_boxes_in_percent():
@@ -203,7 +214,7 @@ def test_a_decided_record_is_shown_read_only():
     assert "bo" in html
     assert "INV-1" in html
     assert '<fieldset class="whole" disabled>' in html
-    assert "Put back on the queue" not in html
+    assert "Skip: give it to someone else" not in html  # nothing to give up: it is decided
     assert re.search(r'name="decision.due_date" value="accept"\s+checked', html)
     assert re.search(r'name="decision.invoice_number" value="correct"\s+checked', html)
     assert 'value="INV-1"' in html
@@ -428,3 +439,97 @@ def test_an_audit_sample_says_so_and_asks_for_every_field():
     assert 'data-noun="field"' in html
     assert html.count('class="field-card flagged') == 8
     assert "Audit sample" not in _page(record)
+
+
+# ---------------------------------------------------------------------- thresholds that applied
+
+
+def test_the_page_shows_each_fields_own_threshold_and_says_1_0_forces_review():
+    sch = schema(
+        forced=STR | {"x-review-threshold": 1.0},
+        strict=STR | {"x-review-threshold": 0.95},
+        plain=STR,
+    )
+    extracted = {"forced": "a", "forced_score": s(5), "strict": "b", "strict_score": s(5)}
+    extracted |= {"plain": "c", "plain_score": s(5)}
+    record = record_of(run(sch, extracted, default=0.8))
+    assert record["flags"] == ["low_confidence_field:forced"]
+    assert_valid_record(record)
+    reason = to_decide(record, sch)["forced"][0].text
+    assert reason == "threshold 1.0 forces review of this field, whatever its confidence"
+    html = document_page(
+        record, pages=[], page_count=0, render_error=None, token="t", reviewer="a", is_open=True
+    )
+    card = html[html.index('data-field="forced"') :]
+    assert "1.0 forces review (this field&#x27;s own; the document&#x27;s is 0.80)" in card
+    assert "1.00 is below" not in html
+    # Colours use the threshold that applied: 0.9 is amber under 0.95 though above the 0.8.
+    strict = {**record["fields"]["strict"], "confidence": 0.9}
+    assert confidence_class(strict, 0.8) == "conf-mid"
+    assert confidence_class({**strict, "threshold": None}, 0.8) == "conf-ok"
+
+
+def test_a_record_without_field_thresholds_falls_back_to_the_documents():
+    flagged = to_decide(_record(human_review_threshold=1.0))
+    assert "forces review" in flagged["total_amount"][0].text
+
+
+# ---------------------------------------------------------------------- the queue, conflicts
+
+
+def _open_page(queue):
+    return document_page(
+        _record(),
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="a",
+        is_open=True,
+        queue=queue,
+    )
+
+
+def test_the_page_says_how_often_a_document_was_handed_out_and_when_it_nears_the_dlq():
+    html = _open_page(QueueFacts(receive_count=3, max_receive_count=10, depth=(4, 1)))
+    assert 'handed out <b id="receive-count">3</b> times' in html
+    assert '<b id="queue-waiting">4</b> waiting on the review queue' in html
+    assert "near-dlq" not in html
+    near = _open_page(QueueFacts(receive_count=8, max_receive_count=10, depth=None))
+    assert "Near the review dead-letter queue: 2 more deliveries" in near
+    last = _open_page(QueueFacts(receive_count=10, max_receive_count=10, depth=None))
+    assert "This is its last delivery" in last
+    assert "near-dlq" not in _open_page(QueueFacts(9, None, None))  # no redrive policy
+
+
+def test_the_conflict_page_shows_the_stored_decision_and_offers_an_amendment():
+    record = _record()
+    stored = with_history(
+        {
+            "reviewer": "bo",
+            "decided_at": "2024-05-01T10:00:00.000Z",
+            "accepted": ["invoice_number", "due_date", "total_amount"],
+            "corrected": {},
+        },
+        None,
+    )
+    form = _form(
+        token="t",
+        reviewer="ana",
+        decision__invoice_number="correct",
+        value__invoice_number='INV-"77"',
+        decision__due_date="accept",
+        decision__total_amount="accept",
+    )
+    yours = build_review(record, form, "ana", decided_at="2024-05-01T11:00:00.000Z")
+    html = conflict_page(record, stored=stored, yours=yours, form=form, revision=1, token="t")
+    assert "The stored decision" in html
+    assert "By <b>bo</b>" in html
+    assert (
+        "<code>invoice_number</code>: accepted &rarr; corrected to "
+        "&quot;INV-\\&quot;77\\&quot;&quot;" in html
+    )
+    assert 'name="revision" value="1"' in html
+    assert 'name="value.invoice_number" value="INV-&quot;77&quot;"' in html  # resent, escaped
+    assert html.count('name="token"') == 1
+    assert 'action="/doc/doc-1/amend"' in html

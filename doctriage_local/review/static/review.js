@@ -1,10 +1,36 @@
-// doctriage review page: keyboard shortcuts, box <-> field highlighting, and waiting for the
-// next document. The page works without it (plain form posts); this only makes it quicker.
+// doctriage review page: keyboard shortcuts, box <-> field highlighting, drafts kept in the
+// browser (and a warning before leaving with unsaved choices), and waiting for the next
+// document. The page works without it (plain form posts); this only makes it quicker.
 "use strict";
 
 (function () {
   const body = document.body;
   const token = body.dataset.token || "";
+
+  // ---------------------------------------------------------------- drafts
+  // A document's unsaved choices live in localStorage under its id until the decision is
+  // stored: a reload, or a review server restarted meanwhile, restores them.
+  const drafts = {
+    key: (id) => `doctriage-review-draft:${id}`,
+    get(id) {
+      try { return JSON.parse(localStorage.getItem(this.key(id)) || "null"); }
+      catch (error) { return null; }
+    },
+    set(id, values) {
+      try {
+        localStorage.setItem(this.key(id), JSON.stringify({ saved_at: Date.now(), values }));
+      } catch (error) { /* storage full or disabled: the beforeunload warning still stands */ }
+    },
+    remove(id) {
+      try { localStorage.removeItem(this.key(id)); } catch (error) { /* disabled */ }
+    },
+  };
+  // Documents the address says are settled (?decided=<id>, ...) need no draft any more.
+  const settled = new URLSearchParams(window.location.search);
+  ["decided", "amended", "identical", "kept"].forEach((name) => {
+    const id = settled.get(name);
+    if (id) drafts.remove(id);
+  });
 
   function isTyping(el) {
     return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || (el.tagName === "INPUT" &&
@@ -20,6 +46,7 @@
       "flagged field";
     const editable = form && !form.querySelector("fieldset.whole").disabled;
     let active = -1;
+    let draftsOn = false;  // set once a stored draft has been restored
 
     function boxOf(card) {
       return card ? document.getElementById(card.dataset.box) : null;
@@ -71,6 +98,7 @@
         progress.textContent = `${decided} of ${cards.length} ${noun}` +
           `${cards.length === 1 ? "" : "s"} decided`;
       }
+      saveDraft();
     }
 
     function accept(index) {
@@ -159,6 +187,80 @@
 
     const { zoomBy, zoomTo } = pageViewer();
     keepFocusClearOfTheBar();
+
+    // Drafts and the warning before leaving with unsaved choices.
+    const documentId = body.dataset.document;
+    function snapshot() {
+      const values = {};
+      if (!form) return values;
+      form.querySelectorAll("input[type=radio]:checked").forEach((radio) => {
+        values[radio.name] = radio.value;
+      });
+      form.querySelectorAll(".correction").forEach((input) => {
+        values[input.name] = input.value;
+      });
+      return values;
+    }
+    const initial = JSON.stringify(snapshot());
+    const dirty = () => editable && JSON.stringify(snapshot()) !== initial;
+    let leaving = false;
+
+    function apply(values) {
+      Object.entries(values).forEach(([name, value]) => {
+        form.querySelectorAll(`[name="${CSS.escape(name)}"]`).forEach((input) => {
+          if (input.type === "radio") input.checked = input.value === value;
+          else input.value = value;
+        });
+      });
+    }
+
+    function saveDraft() {
+      if (!draftsOn) return;
+      if (dirty()) drafts.set(documentId, snapshot());
+      else drafts.remove(documentId);
+    }
+
+    function restore() {
+      const draft = drafts.get(documentId);
+      if (!draft || !draft.values) return;
+      apply(draft.values);
+      if (!dirty()) return;
+      const note = document.createElement("div");
+      note.className = "notice";
+      note.id = "draft-restored";
+      note.setAttribute("role", "status");
+      const when = new Date(draft.saved_at).toLocaleTimeString();
+      note.innerHTML = "<p></p><button type=\"button\" class=\"secondary\">Discard them</button>";
+      note.querySelector("p").textContent =
+        `Your unsaved choices from ${when} are restored (kept in this browser).`;
+      note.querySelector("button").addEventListener("click", () => {
+        apply(JSON.parse(initial));
+        form.querySelectorAll("input[type=radio]").forEach((radio) => {
+          if (!(radio.name in JSON.parse(initial))) radio.checked = false;
+        });
+        drafts.remove(documentId);
+        note.remove();
+        update();
+      });
+      form.parentNode.insertBefore(note, form);
+    }
+
+    if (documentId && body.dataset.decided === "1") drafts.remove(documentId);
+    if (documentId && editable) {
+      restore();
+      draftsOn = true;
+      form.addEventListener("input", saveDraft);
+      form.addEventListener("change", saveDraft);
+      document.querySelectorAll("form").forEach((f) => {
+        f.addEventListener("submit", () => { leaving = true; });
+      });
+      window.addEventListener("beforeunload", (event) => {
+        if (leaving || !dirty()) return;
+        event.preventDefault();
+        event.returnValue = "";  // older browsers need it set to show the prompt
+      });
+    }
+
     update();
     const summary = document.getElementById("error-summary");
     if (summary) {

@@ -280,21 +280,30 @@ class ResultsTable:
         return from_dynamodb(item) if item else None
 
     @_transient_aws_errors
-    def record_review(self, document_id: str, review: dict[str, Any]) -> bool:
-        """Store a reviewer's decision under ``review`` once; False when one is already stored.
+    def record_review(self, document_id: str, review: dict[str, Any], *, revision: int = 0) -> bool:
+        """Store ``review`` if the stored review is still at ``revision``; False when it is not.
 
-        Only ``review`` is written: review_status and the rest of the record never change.
-        Raises LookupError when there is no record for ``document_id``.
+        A review's revision is the length of its ``history`` (one entry per decision stored), 0
+        when there is none: ``revision=0`` stores a first decision, ``revision=n`` an amendment
+        of the decision with n entries. The condition makes a second decision taken on a stale
+        view fail instead of overwriting. Only ``review`` is written: review_status and the
+        rest of the record never change. Raises LookupError when there is no record.
         """
+        # (attribute_exists before size(): moto's size() raises on a missing attribute)
+        condition = (
+            "attribute_exists(document_id) AND attribute_not_exists(#review)"
+            if revision == 0
+            else "attribute_exists(#review.#history) AND size(#review.#history) = :revision"
+        )
+        names = {"#review": "review"} | ({"#history": "history"} if revision else {})
+        values = {":review": _to_dynamodb(review)} | ({":revision": revision} if revision else {})
         try:
             self._table.update_item(
                 Key={"document_id": document_id},
                 UpdateExpression="SET #review = :review",
-                ConditionExpression=(
-                    "attribute_exists(document_id) AND attribute_not_exists(#review)"
-                ),
-                ExpressionAttributeNames={"#review": "review"},
-                ExpressionAttributeValues={":review": _to_dynamodb(review)},
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
             )
             return True
         except ClientError as exc:

@@ -102,6 +102,8 @@ class FieldResult:  # build; nothing changes one once evaluate_extraction return
     items: list[dict[str, FieldResult]] | None = None
     # A nested object: property -> its result.
     properties: dict[str, FieldResult] | None = None
+    # The review threshold that applied to it (after precedence); set by the gate.
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,6 +115,7 @@ class FieldResult:  # build; nothing changes one once evaluate_extraction return
             "citations": list(self.citations),
             "page": self.page,
             "bbox": dict(self.bbox) if self.bbox is not None else None,
+            "threshold": self.threshold,
         }
         if self.items is not None:
             out["items"] = [{c: r.to_dict() for c, r in row.items()} for row in self.items]
@@ -324,6 +327,7 @@ class _Gate:
         top_level_valid: bool | None = None,
     ) -> bool:
         """Flags for one field or cell and its parts; True when it is low (caller flags it)."""
+        result.threshold = threshold
         if required and not result.found:
             self.problem(f"missing_field:{path}")
         prop = resolve(self.schema, prop)
