@@ -10,9 +10,10 @@ wrong and a score-2 one often, as a real scorer's might be. The draw is determin
   shape the scores are sent in; the rows' values follow their cells.
 - What is not found (``None``) stays not found, and objects are left whole: their parts are not
   separate results here.
-- Wrong values: a number gets two of its last digits swapped (``1236.25`` -> ``1236.52``, or the
-  last digit changed), an integer ``+ 1``, a boolean flipped, an ISO date a day later, an enum the
-  next member, any other string two adjacent characters swapped; a list its last element so.
+- Wrong values, as misreadings: a number gets two adjacent digits swapped (``1236.25`` ->
+  ``1236.52``) or its last digit changed; an integer ``+ 1``; a boolean flipped; an ISO date a
+  day later; an enum the next member; any other string like a number, digits first
+  (``INV-1042`` -> ``INV-1024``), else two letters swapped; a list its last element.
 """
 
 from __future__ import annotations
@@ -100,15 +101,16 @@ def wrong_value(value: Any, prop: dict[str, Any]) -> Any:
 
 
 def _swapped(text: str) -> str:
-    """Two adjacent characters swapped, the last such pair of digits (else of anything) that
-    differ; a text with no such pair gets its last digit or character changed."""
-    for pick in (str.isdigit, lambda c: True):
-        for i in range(len(text) - 2, -1, -1):
-            a, b = text[i], text[i + 1]
-            if a != b and pick(a) and pick(b):
-                return text[:i] + b + a + text[i + 2 :]
+    """A misread: the last two adjacent digits that differ swapped, else the last digit changed,
+    else the last two adjacent characters that differ swapped, else a character added."""
     digits = [i for i, c in enumerate(text) if c.isdigit()]
+    for i in reversed(digits):
+        if i + 1 < len(text) and text[i + 1].isdigit() and text[i] != text[i + 1]:
+            return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     if digits:
         i = digits[-1]
         return text[:i] + str((int(text[i]) + 1) % 10) + text[i + 1 :]
+    for i in range(len(text) - 2, -1, -1):
+        if text[i] != text[i + 1]:
+            return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     return text + "x"
