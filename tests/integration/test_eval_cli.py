@@ -53,7 +53,8 @@ def test_the_honest_emulator_reads_every_sample_as_its_truth_says(tmp_path):
 
 
 def test_with_seeded_errors_score_five_is_right_more_often_than_the_low_scores(tmp_path):
-    report = _report(tmp_path, "--seeded-errors")
+    report = _report(tmp_path, "--seeded-errors", "--html", "report.html")
+    assert "invoice/total_amount" in (tmp_path / "report.html").read_text()
     assert report["observations"] == SAMPLE_OBSERVATIONS
     levels = report["by_score"]
     low = [levels[s] for s in ("1", "2", "3") if s in levels]
