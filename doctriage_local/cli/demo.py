@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # Seeded errors (the emulator's only: a real Datalab makes its own) give the trust line meaning.
     stack_options = options.stack_options(args.time_scale, args.parameter_overrides)
-    with LocalStack(StackOptions(**stack_options, emulator=eval_truth.seeded_emulator())) as stack:
+    with LocalStack(StackOptions(**stack_options, emulator=documents.seeded_emulator())) as stack:
         say(f"  Datalab API at {stack.datalab_api_url}")
         documents.put_sample_schemas(stack, progress=not args.quiet)
         results = documents.process(

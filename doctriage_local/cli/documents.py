@@ -57,6 +57,14 @@ def labelled_documents(root: Path) -> list[tuple[Path, str, Path]]:
     return labelled
 
 
+def seeded_emulator() -> Any:
+    """The emulator of the demos (demo, review --demo) and ``eval --seeded-errors``: its values
+    wrong at the rate of their score (EmulatorConfig.seeded_errors), as a real scorer's are."""
+    from doctriage_local.emulator import SEEDED_ERROR_RATES, EmulatorConfig
+
+    return EmulatorConfig(seeded_errors=dict(SEEDED_ERROR_RATES))
+
+
 def put_sample_schemas(stack: Any, *, progress: bool = False) -> None:
     """Every samples/schemas/<doc_type>.json onto the stack's bucket."""
     for schema in sorted(SAMPLE_SCHEMAS.glob("*.json")):

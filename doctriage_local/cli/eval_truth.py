@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeded_errors:
         if stack_options.get("datalab_api_url"):
             raise ConfigurationError("--seeded-errors is the emulator's: unset DATALAB_API_URL")
-        stack_options["emulator"] = seeded_emulator()
+        stack_options["emulator"] = documents.seeded_emulator()
     with LocalStack(StackOptions(**stack_options)) as stack:
         for doc_type, schema in schemas.items():
             stack.put_schema(doc_type, schema)
@@ -98,12 +98,6 @@ def run(args: argparse.Namespace) -> int:
         Path(args.html).write_text(trust_report.html(report), encoding="utf-8")
     print(json.dumps(report, indent=2) if args.json else table(report))
     return 1 if missing else 0
-
-
-def seeded_emulator() -> Any:
-    from doctriage_local.emulator import SEEDED_ERROR_RATES, EmulatorConfig
-
-    return EmulatorConfig(seeded_errors=dict(SEEDED_ERROR_RATES))
 
 
 def load_expected(path: Path) -> dict[str, Any]:
