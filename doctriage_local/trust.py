@@ -226,9 +226,17 @@ def report(
     records: Iterable[dict[str, Any]], *, target_error: float = DEFAULT_TARGET_ERROR
 ) -> dict[str, Any]:
     """The ``doctriage trust --json`` object (shape in the module docstring of cli/trust.py)."""
+    return summarize(observations(records), target_error=target_error)
+
+
+def summarize(
+    observed: Iterable[Observation], *, target_error: float = DEFAULT_TARGET_ERROR
+) -> dict[str, Any]:
+    """The report over observations from anywhere: reviewers' decisions (``report``) or labelled
+    truth (doctriage_local/truth.py)."""
     if not 0.0 < target_error < 1.0:
         raise ValueError(f"the target error must be in (0, 1), got {target_error}")
-    obs = list(observations(records))
+    obs = list(observed)
     levels = by_score(obs)
     per_field: dict[str, list[Observation]] = defaultdict(list)
     for o in obs:

@@ -12,6 +12,8 @@ read the values printed on it. What each one is for:
   invoice/initech-invoice-3318.pdf     clean, but the printed total is 10.00 more than its
                                        lines and tax add up to (x-checks)      -> needs_review
   receipt/corner-cafe-receipt.pdf      a clean receipt                          -> auto
+
+Beside each, ``<name>.expected.json``: its true values (EXPECTED), for ``doctriage eval``.
 """
 
 from __future__ import annotations
@@ -388,6 +390,102 @@ def corner_cafe_receipt() -> bytes:
     return s.bytes()
 
 
+def _rows(columns: Sequence[str], *rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+INVOICE_COLUMNS = ("description", "quantity", "unit_price", "amount")
+# What each document truly says, by schema field (`doctriage eval --truth samples`): the values
+# printed on it, whether or not the schema accepts them (Globex's GX-0077 breaks the pattern,
+# Initech's total disagrees with its lines); null for what it does not print.
+EXPECTED: dict[str, dict[str, Any]] = {
+    "invoice/acme-invoice-1042": {
+        "document_type": "invoice",
+        "invoice_number": "INV-1042",
+        "vendor_name": "Acme Corporation",
+        "customer_name": "Wayne Enterprises",
+        "invoice_date": "2024-03-15",
+        "due_date": "2024-04-14",
+        "currency": "USD",
+        "line_items": _rows(
+            INVOICE_COLUMNS,
+            ("Anvil, heavy duty", 2, 250.0, 500.0),
+            ("Rocket skates", 1, 450.0, 450.0),
+            ("Giant magnet", 4, 50.0, 200.0),
+        ),
+        "subtotal": 1150.0,
+        "tax_amount": 86.25,
+        "total_amount": 1236.25,
+    },
+    "invoice/umbrella-invoice-2207": {
+        "document_type": "invoice",
+        "invoice_number": "INV-2207",
+        "vendor_name": "Umbrella Corporation",
+        "customer_name": "Stark Industries",
+        "invoice_date": "2024-06-03",
+        "due_date": "2024-07-03",
+        "currency": "EUR",
+        "line_items": _rows(
+            INVOICE_COLUMNS,
+            ("Consulting hours", 12, 150.0, 1800.0),
+            ("Laboratory rental", 3, 400.0, 1200.0),
+            ("Hazmat disposal", 1, 275.5, 275.5),
+        ),
+        "subtotal": 3275.5,
+        "tax_amount": 655.1,
+        "total_amount": 3930.6,
+    },
+    "invoice/globex-invoice-smudged": {
+        "document_type": "invoice",
+        "invoice_number": "GX-0077",
+        "vendor_name": "Globex Corporation",
+        "customer_name": "Initech LLC",
+        "invoice_date": "2024-03-18",
+        "due_date": None,
+        "currency": "USD",
+        "line_items": _rows(
+            INVOICE_COLUMNS,
+            ("TPS report covers", 100, 2.5, 250.0),
+            ("Stapler, red", 1, 50.0, 50.0),
+        ),
+        "subtotal": 300.0,
+        "tax_amount": 22.5,
+        "total_amount": 322.5,
+    },
+    "invoice/initech-invoice-3318": {
+        "document_type": "invoice",
+        "invoice_number": "INV-3318",
+        "vendor_name": "Initech LLC",
+        "customer_name": "Globex Corporation",
+        "invoice_date": "2024-08-12",
+        "due_date": "2024-09-11",
+        "currency": "USD",
+        "line_items": _rows(
+            INVOICE_COLUMNS,
+            ("Printer maintenance", 2, 120.0, 240.0),
+            ("Stapler replacement", 3, 15.0, 45.0),
+        ),
+        "subtotal": 285.0,
+        "tax_amount": 22.8,
+        "total_amount": 317.8,
+    },
+    "receipt/corner-cafe-receipt": {
+        "document_type": "receipt",
+        "merchant_name": "Corner Cafe",
+        "receipt_number": "R-20931",
+        "transaction_date": "2024-05-02",
+        "items": _rows(
+            ("description", "quantity", "price"), ("Flat white", 2, 9.0), ("Croissant", 1, 4.25)
+        ),
+        "subtotal": 13.25,
+        "tax_amount": 1.06,
+        "total_amount": 14.31,
+        "currency": "USD",
+        "payment_method": "card",
+    },
+}
+
+
 def write(out: Path) -> list[Path]:
     files: dict[str, bytes] = {
         "invoice/acme-invoice-1042.pdf": acme_invoice(),
@@ -398,6 +496,8 @@ def write(out: Path) -> list[Path]:
         "schemas/invoice.json": (json.dumps(INVOICE_SCHEMA, indent=2) + "\n").encode(),
         "schemas/receipt.json": (json.dumps(RECEIPT_SCHEMA, indent=2) + "\n").encode(),
     }
+    for name, expected in EXPECTED.items():
+        files[f"{name}.expected.json"] = (json.dumps(expected, indent=2) + "\n").encode()
     written = []
     for name, data in files.items():
         path = out / name

@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from doctriage_local.cli import documents, options
+from doctriage_local import trust
+from doctriage_local.cli import documents, eval_truth, options
+from doctriage_local.cli import trust as trust_cli
 from doctriage_local.cli.options import say
 from doctriage_local.paths import SAMPLES
 from doctriage_local.stack import LocalStack, StackOptions
@@ -34,9 +36,9 @@ def run(args: argparse.Namespace) -> int:
         f"doctriage demo: {len(samples)} sample documents through the local stack "
         f"(moto + Datalab emulator, time x{1 / args.time_scale:g})"
     )
-    with LocalStack(
-        StackOptions(**options.stack_options(args.time_scale, args.parameter_overrides))
-    ) as stack:
+    # Seeded errors (the emulator's only: a real Datalab makes its own) give the trust line meaning.
+    stack_options = options.stack_options(args.time_scale, args.parameter_overrides)
+    with LocalStack(StackOptions(**stack_options, emulator=documents.seeded_emulator())) as stack:
         say(f"  Datalab API at {stack.datalab_api_url}")
         documents.put_sample_schemas(stack, progress=not args.quiet)
         results = documents.process(
@@ -57,8 +59,18 @@ def run(args: argparse.Namespace) -> int:
         _print_review_message(message)
     if review:
         print("\nReview the flagged documents in your browser: .venv/bin/doctriage review --demo")
+    print(f"\ntrust, against the samples' true values: {_trust_line(results)}")
     missing = [p.name for p, _, r in results if r is None]
     return 1 if missing else 0
+
+
+def _trust_line(results: list[documents.Result]) -> str:
+    expected = {
+        path: eval_truth.load_expected(documents.truth_of(path))
+        for path, _, _ in results
+        if documents.truth_of(path).is_file()
+    }
+    return trust_cli.summary(trust.summarize(eval_truth.observed(results, expected)))
 
 
 def _print_records(results: list[documents.Result]) -> None:

@@ -9,21 +9,60 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from doctriage_local.cli.options import say
+from doctriage_local.cli.options import ConfigurationError, say
 from doctriage_local.cli.progress import reporter
 from doctriage_local.paths import SAMPLE_SCHEMAS, SAMPLES
 from doctriage_local.stack.watch import Watcher
+from doctriage_local.truth import TRUTH_SUFFIX
 
 Result = tuple[Path, dict[str, Any], dict[str, Any] | None]  # file, upload, record (None: none)
 
 
 def sample_documents() -> list[tuple[Path, str]]:
-    """Every bundled sample as (file, doc_type), doc_type being its folder's name."""
+    """Every bundled sample as (file, doc_type), doc_type being its folder's name (its expected
+    values beside it are not documents)."""
     return sorted(
         (path, path.parent.name)
         for path in SAMPLES.glob("*/*")
-        if path.parent != SAMPLE_SCHEMAS and path.is_file()
+        if path.parent != SAMPLE_SCHEMAS and path.is_file() and not is_truth(path)
     )
+
+
+def is_truth(path: Path) -> bool:
+    return path.name.endswith(TRUTH_SUFFIX)
+
+
+def truth_of(document: Path) -> Path:
+    """Where a document's expected values are: ``name.pdf`` -> ``name.expected.json``."""
+    return document.with_name(document.stem + TRUTH_SUFFIX)
+
+
+def labelled_documents(root: Path) -> list[tuple[Path, str, Path]]:
+    """Every (document, doc_type, expected file) under ``root``: each ``name.expected.json`` and
+    the one other file named ``name.<ext>`` beside it; doc_type is their folder's name."""
+    labelled = []
+    for expected in sorted(root.rglob(f"*{TRUTH_SUFFIX}")):
+        stem = expected.name[: -len(TRUTH_SUFFIX)]
+        beside = [
+            p
+            for p in expected.parent.iterdir()
+            if p.is_file() and p.stem == stem and not is_truth(p)
+        ]
+        if len(beside) != 1:
+            found = ", ".join(sorted(p.name for p in beside)) or "none"
+            raise ConfigurationError(
+                f"{expected}: needs exactly one document {stem}.<ext> beside it (found {found})"
+            )
+        labelled.append((beside[0], expected.parent.name, expected))
+    return labelled
+
+
+def seeded_emulator() -> Any:
+    """The emulator of the demos (demo, review --demo) and ``eval --seeded-errors``: its values
+    wrong at the rate of their score (EmulatorConfig.seeded_errors), as a real scorer's are."""
+    from doctriage_local.emulator import SEEDED_ERROR_RATES, EmulatorConfig
+
+    return EmulatorConfig(seeded_errors=dict(SEEDED_ERROR_RATES))
 
 
 def put_sample_schemas(stack: Any, *, progress: bool = False) -> None:

@@ -5,9 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from doctriage_local.cli import demo, invoke, options, reprocess, review, run, trust, up
+from doctriage_local.cli import (
+    demo,
+    eval_truth,
+    invoke,
+    options,
+    reprocess,
+    review,
+    run,
+    trust,
+    up,
+)
 
-COMMANDS = (demo, run, up, invoke, reprocess, review, trust)  # in `doctriage --help` order
+# in `doctriage --help` order
+COMMANDS = (demo, run, up, invoke, reprocess, review, trust, eval_truth)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -167,9 +167,9 @@ def _demo(args: argparse.Namespace) -> int:
         f"doctriage review --demo: {len(samples)} sample documents through a local stack "
         f"(moto + Datalab emulator, time x{1 / time_scale:g})"
     )
-    with LocalStack(
-        StackOptions(**options.stack_options(time_scale, args.parameter_overrides))
-    ) as stack:
+    stack_options = options.stack_options(time_scale, args.parameter_overrides)
+    # the demo's seeded errors (documents.seeded_emulator): what `doctriage demo` showed
+    with LocalStack(StackOptions(**stack_options, emulator=documents.seeded_emulator())) as stack:
         documents.put_sample_schemas(stack)
         results = documents.process(stack, samples, metadata={}, timeout=args.timeout)
         waiting = sum(1 for _, _, r in results if r and goes_to_review(r))

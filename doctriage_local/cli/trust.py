@@ -215,3 +215,18 @@ def table(report: dict[str, Any]) -> str:
     else:
         lines += ["", "audit: no decided field of an audit-sampled document yet"]
     return "\n".join(lines)
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The report in one line: how often each score level was right, ECE, the audit."""
+    levels = report["by_score"]
+    right = ", ".join(
+        f"{s} {levels[s]['correct']}/{levels[s]['n']}" for s in sorted(levels, reverse=True)
+    )
+    ece = "n/a" if report["ece"] is None else f"{report['ece']:.3f}"
+    audit = report["audit"]
+    audited = f"; {audit['errors']} wrong of {audit['n']} audited" if audit["n"] else ""
+    return (
+        f"{report['observations']} fields checked; right by score {right or '-'}; "
+        f"ECE {ece}{audited}"
+    )

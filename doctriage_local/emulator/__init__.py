@@ -4,7 +4,8 @@ It reads values from the uploaded document's own text layer, scores them honestl
 Datalab's timeline (processing -> complete -> scored -> expired, scaled by ``time_scale``) and
 injects faults on demand. Rooms: ``config`` (knobs and fault kinds), ``document`` (PDF text layer
 and marker-style block tree), ``fields`` (finding, coercing and scoring schema properties),
-``multipart`` (form parsing), ``server`` (HTTP endpoints, jobs, limits, faults).
+``seeding`` (wrong values at a rate set by their score, on demand), ``multipart`` (form
+parsing), ``server`` (HTTP endpoints, jobs, limits, faults).
 
     from doctriage_local.emulator import DatalabEmulator, EmulatorConfig, FaultRule
     emu = DatalabEmulator(EmulatorConfig(time_scale=0.01)).start()
@@ -12,7 +13,7 @@ and marker-style block tree), ``fields`` (finding, coercing and scoring schema p
     emu.stop()
 """
 
-from .config import FAULT_KINDS, EmulatorConfig, FaultRule
+from .config import FAULT_KINDS, SEEDED_ERROR_RATES, EmulatorConfig, FaultRule
 from .server import DatalabEmulator
 
-__all__ = ["FAULT_KINDS", "DatalabEmulator", "EmulatorConfig", "FaultRule"]
+__all__ = ["FAULT_KINDS", "SEEDED_ERROR_RATES", "DatalabEmulator", "EmulatorConfig", "FaultRule"]

@@ -62,6 +62,13 @@ is not documented (datalab-api.md), so the emulator sends each on demand:
 Cells cite the Span blocks (one per text segment of a line, inside its Line in the ``json`` tree)
 they were read from, so a cell's citation resolves to its own box.
 
+``seeded_errors`` (score -> error rate; empty, the default: none) makes the emulator's scores
+relate to correctness as a real scorer's might: each found value is replaced, with the rate of
+the score it reports, by a plausible wrong one, deterministically per (filename, field path), cells
+of tables one by one (seeding.py says how). ``SEEDED_ERROR_RATES`` is the set `doctriage demo`
+and `doctriage eval --seeded-errors` use; without it every value is read as printed, which the
+tests that expect exact sample values rely on.
+
 ``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
 tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
 document's would. It exercises the size limits a real result meets (Step Functions' 256 KB state,
@@ -92,6 +99,8 @@ JOB_FAULTS = frozenset(
 )
 FAULT_KINDS = SUBMIT_FAULTS | POLL_FAULTS | JOB_FAULTS | {"auth"}
 NESTED_SCORES = ("array", "per_item", "mixed")
+# score -> how often a value reported at that score is wrong (``seeded_errors``)
+SEEDED_ERROR_RATES = {5: 0.01, 4: 0.05, 3: 0.2, 2: 0.4, 1: 0.6}
 
 
 @dataclass
@@ -120,12 +129,16 @@ class EmulatorConfig:
     # up to the cent, and (as Datalab's) is null on the poll that first reports complete.
     cents_per_page: float = 0.6
     nested_scores: str = "array"  # how tables are scored: one of NESTED_SCORES (module docstring)
+    seeded_errors: dict[int, float] = field(default_factory=dict)  # score -> error rate; {}: off
 
     def __post_init__(self) -> None:
         if self.max_pages_in_flight is not None and self.max_pages_in_flight < 1:
             raise ValueError("max_pages_in_flight must be >= 1 or None")
         if any(pages < 1 for pages in self.claimed_pages.values()):
             raise ValueError("claimed_pages values must be >= 1")
+        for score, rate in self.seeded_errors.items():
+            if score not in range(1, 6) or not 0.0 <= rate <= 1.0:
+                raise ValueError(f"seeded_errors maps scores 1-5 to rates 0-1, got {score}: {rate}")
         if self.nested_scores not in NESTED_SCORES:
             raise ValueError(
                 f"unknown nested_scores {self.nested_scores!r}; known: {', '.join(NESTED_SCORES)}"

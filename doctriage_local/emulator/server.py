@@ -36,6 +36,7 @@ from .document import (
 )
 from .fields import FieldResult, extract_fields
 from .multipart import MultipartError, Part, parse_form
+from .seeding import seed_errors
 
 EXTRACT_PATH = "/api/v1/extract"
 MODES = ("fast", "balanced", "turbo")
@@ -266,6 +267,7 @@ class DatalabEmulator:
             doc, error = Document(pages=(), page_count=0, has_text_layer=False), str(exc)
         dropping = "drop_row" in faults
         fields = extract_fields(schema, doc, drop_row=dropping) if error is None else {}
+        fields = seed_errors(schema, fields, self.config.seeded_errors, filename)
         output = render(doc, output_format)
         if output_format == "json" and self.config.result_padding_bytes > 0:
             output = pad_metadata(output, self.config.result_padding_bytes)

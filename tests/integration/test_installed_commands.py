@@ -29,6 +29,7 @@ RUN_AS_A_SUBPROCESS_IN = {
     "reprocess": "test_aws_cli.py",
     "review": "test_review_cli.py",
     "trust": "test_trust_cli.py",
+    "eval": "test_eval_cli.py",
 }
 
 
@@ -83,6 +84,9 @@ def test_demo(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "state machine executions finished: 5/5" in done.stdout
     assert "acme-invoice-1042.pdf" in done.stdout
+    # it ends with the trust summary over the samples' true values (errors seeded by score)
+    last = done.stdout.splitlines()[-1]
+    assert last.startswith("trust, against the samples' true values: 100 fields checked;"), last
 
 
 def test_run_json(tmp_path):
@@ -157,6 +161,15 @@ REFUSED = [
     (["review", "--demo", "--parameter-overrides", "LogRetentionDays=2"], {}, "not one of"),
     (["run", str(ACME), "--doc-type", "invoice", "--parameter-overrides", "X"], {}, "Key=Value"),
     (["demo", "--parameter-overrides", "DatalabApiUrl=https://x"], {}, "DATALAB_API_URL"),
+    (["eval", "--truth", str(SAMPLES)], NOT_HTTPS, "DATALAB_API_URL must use https"),
+    (["eval", "--truth", "nowhere"], {}, "--truth nowhere: no such directory"),
+    (["eval", "--truth", "."], {}, "no <name>.expected.json under it"),
+    (
+        ["eval", "--truth", str(SAMPLES), "--seeded-errors"],
+        {"DATALAB_API_URL": "https://www.datalab.to", "DATALAB_API_KEY": "k"},
+        "--seeded-errors is the emulator's",
+    ),
+    (["eval", "--truth", str(SAMPLES), "--schemas", "nowhere"], {}, "no schema for document"),
 ]
 
 

@@ -298,3 +298,19 @@ def test_apply_writes_a_columns_threshold_in_the_item_schema_and_keeps_the_rest(
     assert "0 error(s) in 381" in by_field["invoice/line_items[].amount"].why
     assert by_field["invoice/total_amount"].why.startswith("kept: not enough evidence")
     assert by_field["invoice/no_such_field"].new is None
+
+
+def test_the_one_line_summary_names_each_score_levels_rights_ece_and_the_audit() -> None:
+    from doctriage_local.cli.trust import summary
+
+    obs = [
+        Observation("invoice", "total_amount", 5, True, True),
+        Observation("invoice", "total_amount", 5, True, False),
+        Observation("invoice", "due_date", 2, False, True),
+        Observation("invoice", "vendor_name", None, True, False),
+    ]
+    # ECE: 2/3 * |1 - 1| + 1/3 * |0 - 0.25|
+    assert summary(trust.summarize(obs)) == (
+        "4 fields checked; right by score 5 2/2, 2 0/1; ECE 0.083; 1 wrong of 2 audited"
+    )
+    assert summary(trust.summarize([])) == "0 fields checked; right by score -; ECE n/a"
