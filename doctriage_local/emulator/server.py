@@ -142,6 +142,7 @@ class DatalabEmulator:
             "check": 0,
             "rate_limited": 0,
             "page_rate_limited": 0,
+            "page_rate_limited_jobs": [],  # (request_id, filename) of each
             "max_pages_in_flight_seen": 0,
             "faults_injected": 0,
             "submissions": [],
@@ -195,7 +196,11 @@ class DatalabEmulator:
     @property
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return dict(self._stats, submissions=list(self._stats["submissions"]))
+            return dict(
+                self._stats,
+                submissions=list(self._stats["submissions"]),
+                page_rate_limited_jobs=list(self._stats["page_rate_limited_jobs"]),
+            )
 
     def add_fault(self, rule: FaultRule) -> None:
         with self._lock:
@@ -305,6 +310,7 @@ class DatalabEmulator:
             self._jobs[request_id] = job
             if throttled is not None:
                 self._stats["page_rate_limited"] += 1
+                self._stats["page_rate_limited_jobs"].append((request_id, filename))
             self._stats["max_pages_in_flight_seen"] = max(
                 self._stats["max_pages_in_flight_seen"], self._pages_in_flight(now)
             )
