@@ -17,7 +17,7 @@ from typing import Any
 from doctriage_local import trust, trust_report, truth
 from doctriage_local.cli import documents, options
 from doctriage_local.cli.options import ConfigurationError, say
-from doctriage_local.cli.trust import table
+from doctriage_local.cli.trust import add_report_options, table
 from doctriage_local.paths import SAMPLE_SCHEMAS
 from doctriage_local.stack import LocalStack, StackOptions
 
@@ -49,14 +49,7 @@ def add_parser(sub: Any) -> None:
         help="the emulator makes values wrong at a rate set by their score "
         "(EmulatorConfig.seeded_errors), as a real scorer's errors might be",
     )
-    eval_.add_argument(
-        "--target-error",
-        type=options.error_rate,
-        default=trust.DEFAULT_TARGET_ERROR,
-        help=f"the error rate to stay under (default {trust.DEFAULT_TARGET_ERROR:g})",
-    )
-    eval_.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    eval_.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    add_report_options(eval_)
     options.add_time_scale(eval_, default=1.0)
     options.add_parameter_overrides(eval_)
     options.add_timeout(

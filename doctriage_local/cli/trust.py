@@ -47,14 +47,7 @@ def add_parser(sub: Any) -> None:
         help="a results table (stack output ResultsTableName; local: doctriage-local-ResultsTable)",
     )
     options.add_endpoint_url(trust_, help="with --table: e.g. a running `doctriage up`")
-    trust_.add_argument(
-        "--target-error",
-        type=options.error_rate,
-        default=trust.DEFAULT_TARGET_ERROR,
-        help=f"the error rate to stay under (default {trust.DEFAULT_TARGET_ERROR:g})",
-    )
-    trust_.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    trust_.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
+    add_report_options(trust_)
     trust_.add_argument(
         "--apply",
         action="store_true",
@@ -70,6 +63,18 @@ def add_parser(sub: Any) -> None:
         help="with --apply: where the new schema goes (default stdout; never --schema itself)",
     )
     trust_.set_defaults(func=run)
+
+
+def add_report_options(parser: Any) -> None:
+    """--target-error, --json and --html: how a trust report is asked for (trust and eval)."""
+    parser.add_argument(
+        "--target-error",
+        type=options.error_rate,
+        default=trust.DEFAULT_TARGET_ERROR,
+        help=f"the error rate to stay under (default {trust.DEFAULT_TARGET_ERROR:g})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report")
 
 
 def run(args: argparse.Namespace) -> int:
