@@ -32,6 +32,7 @@ from doctriage_core.domain.documents import doc_type_from_key, schema_key_for
 from doctriage_core.domain.records import restore_cells
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.errors import DoctriageError
+from doctriage_local import reprocess as reprocessing
 from doctriage_local.review.decision import is_audit
 
 log = logging.getLogger("doctriage.review")
@@ -232,6 +233,23 @@ class ReviewConsumer:
             else:
                 self.stats.already_decided += 1
         return bool(stored)
+
+    def reprocess(self, document: OpenDocument) -> str:
+        """Send a failed document through the pipeline again, as ``doctriage reprocess`` does;
+        the new document's id. RuntimeError when the upload cannot be copied."""
+        with self._table_lock:
+            done = reprocessing.reprocess(
+                document.record,
+                s3=self.s3,
+                dynamodb=self.table.client,
+                table=self.table.name,
+            )
+            if done.new_document_id is None and done.note == "already reprocessed":
+                again = self.table.get(document.document_id) or {}
+                return str(again.get("reprocessed_as"))
+        if done.new_document_id is None:
+            raise RuntimeError(f"not reprocessed: {done.note}")
+        return done.new_document_id
 
     def release(self, document: OpenDocument) -> None:
         """Put an open document back on the queue for someone else (visible again now)."""

@@ -8,6 +8,7 @@ from other consumers). Routes:
     GET  /doc/<id>/page/<n>     page n (0-based) as an image
     POST /doc/<id>/decision     store the decision, delete the message, go to the next document
     POST /doc/<id>/release      put the open document back on the queue
+    POST /doc/<id>/check        how a correction would be read and whether it is valid (JSON)
     POST /next, /api/next       long-poll the queue for the next document (form / JSON)
     GET  /api/status            what this server has done, as JSON
     GET  /static/<file>         review.css, review.js
@@ -30,7 +31,12 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from doctriage_local.review import page
 from doctriage_local.review.consumer import MAX_WAIT_SECONDS, OpenDocument, ReviewConsumer
-from doctriage_local.review.decision import DecisionError, build_review, is_audit
+from doctriage_local.review.decision import (
+    DecisionError,
+    build_review,
+    check_correction,
+    is_audit,
+)
 from doctriage_local.review.render import PageCache, RenderedPage, RenderError, render_pages
 
 log = logging.getLogger("doctriage.review")
@@ -41,7 +47,7 @@ MAX_FORM_BYTES = 1 << 20
 
 
 class ReviewServer:
-    """``with ReviewServer(consumer, port=0) as server: print(server.url)``."""
+    """``with ReviewServer(consumer, port=0, reviewer="ana") as server: print(server.url)``."""
 
     def __init__(
         self,
@@ -49,11 +55,13 @@ class ReviewServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        reviewer: str = "",
+        reviewer: str,
         wait_seconds: float = MAX_WAIT_SECONDS,
     ) -> None:
+        if not reviewer.strip():
+            raise ValueError("the review server needs a reviewer's name (--reviewer NAME)")
         self.consumer = consumer
-        self.reviewer = reviewer
+        self.reviewer = reviewer.strip()  # every decision this server stores is theirs
         self.wait_seconds = wait_seconds
         self.token = secrets.token_urlsafe(24)
         self.current: OpenDocument | None = None
@@ -135,6 +143,9 @@ class ReviewServer:
             if self.current is document:
                 self.current = None
             return stored
+
+    def reprocess(self, document: OpenDocument) -> str:
+        return self.consumer.reprocess(document)
 
     def release(self, document: OpenDocument) -> None:
         with self._lock:
@@ -315,6 +326,8 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 self._decide(parts[1], form)
             elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "release":
                 self._release(parts[1])
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "check":
+                self._check(parts[1], form)
             else:
                 self._error(HTTPStatus.NOT_FOUND, "Not found", f"Nothing to post at {self.path}.")
         except Exception as exc:
@@ -452,12 +465,11 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 "the queue, or taken by another reviewer). Your decision was not stored.",
             )
             return
-        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
         try:
             decision = build_review(
                 document.record,
                 form,
-                reviewer,
+                self.review.reviewer,
                 schema=self.review.schema(document.record),
                 audit=document.audit,
             )
@@ -465,6 +477,8 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
         try:
+            if decision["outcome"] == "reprocess":
+                decision["reprocessed_as"] = self.review.reprocess(document)
             stored = self.review.decide(document, decision)
         except Exception as exc:
             log.exception("storing the decision for %s failed", document_id)
@@ -477,10 +491,16 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 "and its message still on the queue: try again.",
             )
             return
-        if stored:
-            self.review.reviewer = decision["reviewer"]  # the next page starts with this name
         which = "decided" if stored else "already"
         self._redirect(f"/?{which}={quote(document_id, safe='')}")
+
+    def _check(self, document_id: str, form: dict[str, list[str]]) -> None:
+        record, _ = self._record(document_id)
+        if record is None:
+            self._json(HTTPStatus.NOT_FOUND, {"problem": f"no record for {document_id}"})
+            return
+        path, text = (form.get("path") or [""])[0], (form.get("text") or [""])[0]
+        self._json(HTTPStatus.OK, check_correction(record, self.review.schema(record), path, text))
 
     def _release(self, document_id: str) -> None:
         document = self.review.open_document(document_id)
