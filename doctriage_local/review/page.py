@@ -677,7 +677,8 @@ def document_page(
   <h2>Keys</h2>
   <ul>
     <li><kbd>j</kbd> / <kbd>k</kbd> next / previous flagged field</li>
-    <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)</li>
+    <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)
+      · <kbd>n</kbd> not on the document</li>
     <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
       work everywhere</li>
   </ul>
