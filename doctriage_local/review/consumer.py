@@ -124,6 +124,7 @@ class ReviewConsumer:
         queue_url: str,
         table: Any,  # doctriage_core.adapters.aws.ResultsTable
         s3: Any,
+        dynamodb: Any = None,  # a low-level DynamoDB client: reprocessing writes with one
         bucket: str | None = None,  # read documents from here instead of record.source.bucket
         visibility_timeout: int = 300,
         heartbeat_interval: float | None = None,
@@ -134,6 +135,7 @@ class ReviewConsumer:
         self.queue_url = queue_url
         self.table = table
         self.s3 = s3
+        self.dynamodb = dynamodb
         self.bucket = bucket
         self.visibility_timeout = visibility_timeout
         # Extend well before the timeout runs out: a beat may be late on a busy machine.
@@ -237,12 +239,11 @@ class ReviewConsumer:
     def reprocess(self, document: OpenDocument) -> str:
         """Send a failed document through the pipeline again, as ``doctriage reprocess`` does;
         the new document's id. RuntimeError when the upload cannot be copied."""
+        if self.dynamodb is None:
+            raise RuntimeError("this review consumer has no DynamoDB client to reprocess with")
         with self._table_lock:
             done = reprocessing.reprocess(
-                document.record,
-                s3=self.s3,
-                dynamodb=self.table.client,
-                table=self.table.name,
+                document.record, s3=self.s3, dynamodb=self.dynamodb, table=self.table.name
             )
             if done.new_document_id is None and done.note == "already reprocessed":
                 again = self.table.get(document.document_id) or {}

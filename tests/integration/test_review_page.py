@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -455,3 +456,96 @@ def test_an_audit_sample_is_decided_field_by_field_and_cell_by_cell(stack, fixtu
     review = stack.record(record["document_id"])["review"]
     assert review["accepted"] == [p for p in every if p != "lines[1].amount"]
     assert review["corrected"] == {"lines[1].amount": 21}
+
+
+def _open_failed(page, ids):
+    """Wait for the page to open one of the failed documents; its id."""
+    page.wait_for_url("**/doc/*", timeout=30_000)
+    document_id = urlsplit(page.url).path.rsplit("/", 1)[1]
+    assert document_id in ids
+    assert "Extraction failed: choose an outcome" in page.inner_text("#outcomes")
+    return document_id
+
+
+def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(
+    stack, review_server, page
+):
+    failed = [
+        process(stack, b"", "invoice", name=f"review-failed-{i}.pdf") for i in range(3)
+    ]
+    assert all(r["status"] == "failed" for r in failed)
+    assert all("extraction_failed:empty_file" in r["flags"] for r in failed)
+    ids = {r["document_id"] for r in failed}
+    page.goto(review_server.url)
+
+    # Nothing chosen: nothing stored, the message kept.
+    first = _open_failed(page, ids)
+    page.locator("#submit").click()
+    page.wait_for_selector("#error-summary")
+    assert "choose an outcome" in page.inner_text("#outcomes")
+    assert "review" not in stack.record(first)
+
+    # 1. The values by hand, each read and checked like a correction.
+    number = page.locator('.hand-entry[data-field="invoice_number"] .correction')
+    number.fill("12345")
+    reading = page.locator('.hand-entry[data-field="invoice_number"] .reading')
+    page.wait_for_function(
+        "el => el.textContent.includes('must match pattern')", arg=reading.element_handle()
+    )
+    assert page.locator('input[name="outcome"][value="entered_by_hand"]').is_checked()
+    page.locator("#submit").click()
+    time.sleep(0.5)
+    assert "review" not in stack.record(first)  # refused on the page: not sent
+    values = {
+        "document_type": "invoice",
+        "invoice_number": "INV-9",
+        "vendor_name": "Acme",
+        "invoice_date": "5 March 2024",
+        "currency": "USD",
+        "line_items": '[{"description": "Bolts", "amount": 1234.5}]',
+        "total_amount": "$1,234.50",
+    }
+    for name, text in values.items():
+        page.locator(f'.hand-entry[data-field="{name}"] .correction').fill(text)
+    page.wait_for_function(
+        "el => el.textContent === 'read as 2024-03-05'",
+        arg=page.locator('.hand-entry[data-field="invoice_date"] .reading').element_handle(),
+    )
+    page.locator('input[name="confirm.due_date"]').check()  # required, not on the document
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={first}")  # and the next document opens
+    review = stack.record(first)["review"]
+    assert review["outcome"] == "entered_by_hand"
+    assert review["reviewer"] == "test-reviewer"
+    assert review["corrected"]["invoice_date"] == "2024-03-05"
+    assert review["corrected"]["total_amount"] == 1234.5
+    assert review["corrected"]["line_items"] == [{"description": "Bolts", "amount": 1234.5}]
+    assert review["corrected"]["due_date"] is None
+    assert_valid_record(stack.record(first))
+
+    # 2. Rejected, with a reason.
+    second = _open_failed(page, ids - {first})
+    page.locator('input[name="outcome"][value="rejected"]').check()
+    page.locator("#submit").click()
+    page.wait_for_selector("#error-summary")
+    assert "say why it is rejected" in page.inner_text("#outcomes")
+    page.locator('select[name="reject_reason"]').select_option("unreadable")
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={second}")
+    review = stack.record(second)["review"]
+    assert (review["outcome"], review["rejected_reason"]) == ("rejected", "unreadable")
+    assert_valid_record(stack.record(second))
+
+    # 3. Reprocessed: the upload goes round again as a new document, as doctriage reprocess.
+    third = _open_failed(page, ids - {first, second})
+    page.locator('input[name="outcome"][value="reprocess"]').check()
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={third}")
+    stored = stack.record(third)
+    assert stored["review"]["outcome"] == "reprocess"
+    assert stored["review"]["reprocessed_as"] == stored["reprocessed_as"]
+    assert stored["reprocessed_as"] not in ids | {"pending"}
+    assert_valid_record(stored)
+    again = stack.wait_for_records([stored["reprocessed_as"]], timeout=60)
+    assert again[stored["reprocessed_as"]]["source"]["key"] == stored["source"]["key"]
+    assert _eventually(lambda: review_server.status()["decided"] == 3)

@@ -93,6 +93,7 @@
     function checkLater(input) {
       const reading = document.getElementById(input.getAttribute("aria-describedby"));
       if (!reading || !checkUrl) return;
+      refused.delete(input);  // until the server has read the new text, the server decides
       clearTimeout(input.checkTimer);
       input.checkTimer = setTimeout(async () => {
         const data = new URLSearchParams({ path: input.dataset.field, text: input.value });
