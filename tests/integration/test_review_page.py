@@ -244,9 +244,7 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     page.keyboard.press("c")
     page.keyboard.type("$1,234.50")
     total = page.locator('.field-card[data-field="total_amount"] .reading')
-    page.wait_for_function(
-        "el => el.textContent === 'read as 1234.5'", arg=total.element_handle()
-    )
+    page.wait_for_function("el => el.textContent === 'read as 1234.5'", arg=total.element_handle())
     page.keyboard.press("Escape")
     assert page.locator("#progress").inner_text() == "3 of 3 flagged fields decided"
     assert page.locator('input[name="decision.invoice_number"][value="correct"]').is_checked()
@@ -467,12 +465,8 @@ def _open_failed(page, ids):
     return document_id
 
 
-def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(
-    stack, review_server, page
-):
-    failed = [
-        process(stack, b"", "invoice", name=f"review-failed-{i}.pdf") for i in range(3)
-    ]
+def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(stack, review_server, page):
+    failed = [process(stack, b"", "invoice", name=f"review-failed-{i}.pdf") for i in range(3)]
     assert all(r["status"] == "failed" for r in failed)
     assert all("extraction_failed:empty_file" in r["flags"] for r in failed)
     ids = {r["document_id"] for r in failed}

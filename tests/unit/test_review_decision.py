@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from doctriage_local.paths import SAMPLES
 from doctriage_local.review.decision import (
     DecisionError,
     build_review,
@@ -22,7 +23,6 @@ from doctriage_local.review.decision import (
 )
 from doctriage_local.review.page import confidence_class, document_page
 from doctriage_local.review.render import RenderedPage
-from doctriage_local.paths import SAMPLES
 from tests.contracts import assert_valid_record
 from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
 
