@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from doctriage_local.cli.main import main
 from doctriage_local.paths import SAMPLES
 from doctriage_local.review.decision import (
     DecisionError,
@@ -23,6 +24,7 @@ from doctriage_local.review.decision import (
 )
 from doctriage_local.review.page import confidence_class, document_page
 from doctriage_local.review.render import RenderedPage
+from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record
 from tests.unit.test_nested_fields import CHECK, LINES, NUM, cell_row, record_of, run, s, schema
 
@@ -293,7 +295,7 @@ def _flagged_cells():
 def _answer_each(record, schema=SCHEMA):
     """A form that passes: accept, "accept anyway" what fails its schema, "not on the document"
     (confirmed) what is required and has no value."""
-    form = {}
+    form: dict[str, list[str]] = {}
     nodes = record_nodes(record, schema)
     for path in to_decide(record, schema):
         node = nodes[path]
@@ -614,3 +616,79 @@ def test_an_audit_sample_says_so_and_asks_for_every_field():
     assert 'data-noun="field"' in html
     assert html.count('class="field-card flagged') == 8
     assert "Audit sample" not in _page(record)
+
+
+def test_review_will_not_serve_a_page_that_signs_decisions_with_no_name(capsys):
+    assert main(["review", "--reviewer", " ", "--port", "0"]) == 2
+    assert "pass --reviewer NAME" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="reviewer"):
+        ReviewServer(None, reviewer="")  # type: ignore[arg-type]
+
+
+def test_the_page_shows_the_reviewer_and_has_no_box_to_change_it():
+    html = document_page(
+        _record(),
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+    )
+    assert 'reviewing as <b id="reviewer">ana</b>' in html
+    assert 'name="reviewer"' not in html
+
+
+def test_a_failed_document_offers_its_three_outcomes_and_the_schema_fields():
+    record = _failed()
+    html = document_page(
+        record,
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+    )
+    for outcome in ("entered_by_hand", "reprocess", "rejected"):
+        assert f'name="outcome" value="{outcome}"' in html
+    assert html.count('class="hand-entry') == len(INVOICE["properties"])
+    assert 'name="confirm.invoice_number"' in html  # required: empty needs confirming
+    assert 'name="confirm.customer_name"' not in html
+    assert "timeout: may succeed on a new try" in html  # doctriage reprocess's own advice
+    error = DecisionError({"outcome": "choose an outcome"})
+    refused = document_page(
+        record,
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+        error=error,
+        form={},
+    )
+    assert '<a href="#outcomes">outcome</a>: choose an outcome' in refused
+
+
+def test_a_value_failing_its_schema_is_offered_only_accept_anyway_with_a_note():
+    html = document_page(
+        _record(),
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+    )
+    card = html.split('data-field="invoice_number"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'value="accept_anyway"' in card
+    assert 'value="accept"' not in card
+    assert 'name="note.invoice_number"' in card
+    assert "must match pattern" in card
+    total = html.split('data-field="total_amount"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'value="accept"' in total
+    assert 'value="absent"' in total
