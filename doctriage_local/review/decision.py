@@ -8,13 +8,20 @@ every value its sum and ``equals`` name (when the schema is at hand to say which
 sample (an ``auto`` record chosen at random) asks for a decision on every field and every cell.
 
 The form, one entry per path:
-- ``decision.<path>``: ``accept`` (the extracted value is right) or ``correct``; required for
-  every path to decide;
+- ``decision.<path>``: ``accept`` (the extracted value is right), ``accept_anyway`` (it fails its
+  schema but is kept: ``note.<path>`` says why), ``correct`` or ``absent`` (not on the document:
+  null; a path the schema requires also needs ``confirm.<path>=yes``); required for every path
+  to decide;
 - ``value.<path>``: the corrected value, read by its schema's type when the schema is known
-  (``number`` / ``integer`` columns take numbers, ``string`` ones take the text as typed,
-  ``null`` means no value) and otherwise as JSON when it parses (``300``, ``["a"]``) and as a
-  plain string when it does not (``INV-0077``). A top-level field with nothing to decide in it may
-  be corrected too: a value that differs from the extracted one is a correction.
+  (numbers as people type them, ``1,234.50`` or ``300,00``; ``format: date`` strings normalised
+  to YYYY-MM-DD; ``null`` is not on the document), then validated against its property schema;
+  without a schema, as JSON when it parses (``300``, ``["a"]``) and as a plain string when it
+  does not (``INV-0077``). A top-level field with nothing to decide in it may be corrected too:
+  a value that differs from the extracted one is a correction.
+
+A failed document has nothing to decide path by path: its form has an ``outcome``
+(``entered_by_hand`` with a ``value.<field>`` per schema property, ``reprocess``, or
+``rejected`` with a ``reject_reason``) and an optional ``note``.
 """
 
 from __future__ import annotations

@@ -278,6 +278,7 @@ def _other_row(
   <label class="edit">Correct to (leave as is to keep)
     {_correction_input(name, field.get("value"), posted_value, label, node.prop)}
   </label>
+  {_confirm_absent(name, node, form) if (posted_value or "").strip() == "null" else ""}
 </div>"""
 
 
