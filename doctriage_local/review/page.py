@@ -130,7 +130,13 @@ def _value_html(value: Any) -> str:
 
 
 def _correction_input(
-    name: str, value: Any, posted: str | None, label: str, prop: object = None, reading: str = ""
+    name: str,
+    value: Any,
+    posted: str | None,
+    label: str,
+    prop: object = None,
+    reading: str = "",
+    placeholder: str = "",
 ) -> str:
     if posted is None:
         posted = (
@@ -142,6 +148,7 @@ def _correction_input(
         f'name="value.{_e(name)}" class="correction" data-field="{_e(name)}" '
         f'aria-label="{_e(label)}" autocomplete="off" spellcheck="false"'
         + (f' aria-describedby="{reading}"' if reading else "")
+        + (f' placeholder="{_e(placeholder)}"' if placeholder else "")
         + (' inputmode="decimal"' if is_number_type(prop) else "")
     )
     if isinstance(value, (list, dict)) or "\n" in posted:
@@ -462,7 +469,15 @@ def _outcomes_html(
             f'<div class="hand-entry{" has-problem" if problem else ""}" id="hand-{i}" '
             f'data-field="{_e(name)}"><label><span class="name">{_e(name)}</span>'
             + (' <span class="pill required">required</span>' if node.required else "")
-            + _correction_input(name, None, posted, f"Value of {name}", node.prop, f"reading-h{i}")
+            + _correction_input(
+                name,
+                None,
+                posted,
+                f"Value of {name}",
+                node.prop,
+                f"reading-h{i}",
+                "not on the document",
+            )
             + "</label>"
             + (f'<p class="problem" role="alert">{_e(problem)}</p>' if problem else "")
             + f'<p class="reading" id="reading-h{i}" aria-live="polite"></p>'

@@ -490,6 +490,8 @@ def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(stack, rev
     page.locator("#submit").click()
     time.sleep(0.5)
     assert "review" not in stack.record(first)  # refused on the page: not sent
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-page-failed.png"), full_page=True)
     values = {
         "document_type": "invoice",
         "invoice_number": "INV-9",
