@@ -59,7 +59,8 @@ def add_parser(sub: Any) -> None:
     page.add_argument(
         "--reviewer",
         default=_default_reviewer(),
-        help="your name on the decisions (default: your login)",
+        help="your name on every decision this page stores, shown on the page "
+        "(default: your login)",
     )
     page.add_argument("--open", action="store_true", help="open the page in your web browser")
     page.add_argument(
@@ -119,6 +120,9 @@ def _default_reviewer() -> str:
 def run(args: argparse.Namespace) -> int:
     if args.demo and args.peek:
         say("doctriage review: --peek reads a running stack; --demo would start one of its own")
+        return 2
+    if not args.peek and not args.reviewer.strip():
+        say("doctriage review: no login name to sign the decisions with: pass --reviewer NAME")
         return 2
     if args.demo:
         return _demo(args)
@@ -185,7 +189,7 @@ def serve(consumer: ReviewConsumer, args: argparse.Namespace) -> int:
     except OSError as exc:
         say(f"doctriage review: cannot serve on 127.0.0.1:{args.port}: {exc.strerror or exc}")
         return 2
-    say(f"doctriage review: open {server.url} (reviewer {args.reviewer or '?'}; Ctrl-C to stop)")
+    say(f"doctriage review: open {server.url} (reviewer {server.reviewer}; Ctrl-C to stop)")
     print(server.url, flush=True)
     if args.open:
         webbrowser.open(server.url)

@@ -61,6 +61,7 @@ def consumer_for_stack(stack: Any, **options: Any) -> ReviewConsumer:
         queue_url=stack.physical["ReviewQueue"],
         table=table,
         s3=stack.client("s3"),
+        dynamodb=stack.client("dynamodb"),
         **options,
     )
 
@@ -109,6 +110,7 @@ def connect(
         queue_url=queue_url,
         table=table,
         s3=client("s3"),
+        dynamodb=client("dynamodb"),
         bucket=where.bucket,
         visibility_timeout=visibility_timeout,
     )

@@ -35,6 +35,7 @@ from doctriage_core.domain.documents import doc_type_from_key, schema_key_for
 from doctriage_core.domain.records import restore_cells
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.errors import DoctriageError
+from doctriage_local import reprocess as reprocessing
 from doctriage_local.review.decision import is_audit, revision_of, same_decision, with_history
 
 log = logging.getLogger("doctriage.review")
@@ -142,6 +143,7 @@ class ReviewConsumer:
         queue_url: str,
         table: Any,  # doctriage_core.adapters.aws.ResultsTable
         s3: Any,
+        dynamodb: Any = None,  # a low-level DynamoDB client: reprocessing writes with one
         bucket: str | None = None,  # read documents from here instead of record.source.bucket
         visibility_timeout: int = 300,
         heartbeat_interval: float | None = None,
@@ -155,6 +157,7 @@ class ReviewConsumer:
         self.queue_url = queue_url
         self.table = table
         self.s3 = s3
+        self.dynamodb = dynamodb
         self.bucket = bucket
         self.visibility_timeout = visibility_timeout
         # Extend well before the timeout runs out: a beat may be late on a busy machine.
@@ -301,6 +304,22 @@ class ReviewConsumer:
             else:
                 self.stats.already_decided += 1
         return Stored("identical" if identical else "conflict", current)
+
+    def reprocess(self, record: dict[str, Any]) -> str:
+        """Send a failed document through the pipeline again, as ``doctriage reprocess`` does;
+        the new document's id. RuntimeError when the upload cannot be copied."""
+        if self.dynamodb is None:
+            raise RuntimeError("this review consumer has no DynamoDB client to reprocess with")
+        with self._table_lock:
+            done = reprocessing.reprocess(
+                record, s3=self.s3, dynamodb=self.dynamodb, table=self.table.name
+            )
+            if done.new_document_id is None and done.note == "already reprocessed":
+                again = self.table.get(record["document_id"]) or {}
+                return str(again.get("reprocessed_as"))
+        if done.new_document_id is None:
+            raise RuntimeError(f"not reprocessed: {done.note}")
+        return done.new_document_id
 
     def release(self, document: OpenDocument) -> None:
         """Put an open document back on the queue for anyone (visible again now)."""

@@ -8,27 +8,39 @@ every value its sum and ``equals`` name (when the schema is at hand to say which
 sample (an ``auto`` record chosen at random) asks for a decision on every field and every cell.
 
 The form, one entry per path:
-- ``decision.<path>``: ``accept`` (the extracted value is right) or ``correct``; required for
-  every path to decide;
+- ``decision.<path>``: ``accept`` (the extracted value is right), ``accept_anyway`` (it fails its
+  schema but is kept: ``note.<path>`` says why), ``correct`` or ``absent`` (not on the document:
+  null; a path the schema requires also needs ``confirm.<path>=yes``); required for every path
+  to decide;
 - ``value.<path>``: the corrected value, read by its schema's type when the schema is known
-  (``number`` / ``integer`` columns take numbers, ``string`` ones take the text as typed,
-  ``null`` means no value) and otherwise as JSON when it parses (``300``, ``["a"]``) and as a
-  plain string when it does not (``INV-0077``). A top-level field with nothing to decide in it may
-  be corrected too: a value that differs from the extracted one is a correction.
+  (numbers as people type them, ``1,234.50`` or ``300,00``; ``format: date`` strings normalised
+  to YYYY-MM-DD; ``null`` is not on the document), then validated against its property schema;
+  without a schema, as JSON when it parses (``300``, ``["a"]``) and as a plain string when it
+  does not (``INV-0077``). A top-level field with nothing to decide in it may be corrected too:
+  a value that differs from the extracted one is a correction.
+
+A failed document has nothing to decide path by path: its form has an ``outcome``
+(``entered_by_hand`` with a ``value.<field>`` per schema property, ``reprocess``, or
+``rejected`` with a ``reject_reason``) and an optional ``note``.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
-import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import fastjsonschema
+
 from doctriage_core.domain.schemas import (
     Check,
+    node_validator,
     object_properties,
     parse_checks,
+    required_names,
     resolve,
     row_schema,
 )
@@ -60,6 +72,7 @@ class Node:
     result: dict[str, Any]  # value, found, confidence, page, bbox... (a row has only its value)
     prop: object  # its schema, None when the schema is not known
     leaf: bool  # no rows or properties below it
+    required: bool = False  # its schema (or its row's, or its object's) requires it
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -69,13 +82,9 @@ class Node:
 class DecisionError(ValueError):
     """The form does not decide every flagged path (or decides one in a way we cannot store)."""
 
-    def __init__(self, problems: dict[str, str], reviewer: str | None = None) -> None:
-        every = ([f"reviewer: {reviewer}"] if reviewer else []) + [
-            f"{name}: {text}" for name, text in problems.items()
-        ]
-        super().__init__("; ".join(every))
-        self.problems = problems  # by path
-        self.reviewer = reviewer  # what is wrong with the reviewer's name, if anything
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{name}: {text}" for name, text in problems.items()))
+        self.problems = problems  # by path (``outcome`` for a failed document's outcome)
 
 
 def _row(value: Any, index: int) -> dict[str, Any]:
@@ -85,33 +94,52 @@ def _row(value: Any, index: int) -> dict[str, Any]:
 
 
 def _walk(
-    schema: dict[str, Any], path: str, field: str, result: dict[str, Any], prop: object
+    schema: dict[str, Any],
+    path: str,
+    field: str,
+    result: dict[str, Any],
+    prop: object,
+    required: bool,
 ) -> Iterator[Node]:
     prop = resolve(schema, prop)
     items, properties = result.get("items") or [], result.get("properties") or {}
-    yield Node(path, field, result, prop, leaf=not (items or properties))
-    columns = object_properties(schema, row_schema(schema, prop)) or {}
+    yield Node(path, field, result, prop, leaf=not (items or properties), required=required)
+    rows = row_schema(schema, prop)
+    columns, needed = object_properties(schema, rows) or {}, required_names(rows)
     for i, cells in enumerate(items):
         row_path = f"{path}[{i}]"
-        yield Node(
-            row_path, field, _row(result.get("value"), i), row_schema(schema, prop), not cells
-        )
+        yield Node(row_path, field, _row(result.get("value"), i), rows, not cells)
         for column, cell in cells.items():
-            yield from _walk(schema, f"{row_path}.{column}", field, cell, columns.get(column))
-    declared = object_properties(schema, prop) or {}
+            yield from _walk(
+                schema, f"{row_path}.{column}", field, cell, columns.get(column), column in needed
+            )
+    declared, needed = object_properties(schema, prop) or {}, required_names(prop)
     for name, sub in properties.items():
-        yield from _walk(schema, f"{path}.{name}", field, sub, declared.get(name))
+        yield from _walk(schema, f"{path}.{name}", field, sub, declared.get(name), name in needed)
 
 
 def record_nodes(record: dict[str, Any], schema: dict[str, Any] | None) -> dict[str, Node]:
     """Every field, row, cell and property of the record by path, in the record's order."""
     schema = schema or {}
     declared = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    needed = required_names(schema)
     nodes: dict[str, Node] = {}
     for name, result in (record.get("fields") or {}).items():
-        for node in _walk(schema, name, name, result, (declared or {}).get(name)):
+        for node in _walk(schema, name, name, result, (declared or {}).get(name), name in needed):
             nodes[node.path] = node
     return nodes
+
+
+def schema_nodes(schema: dict[str, Any] | None) -> dict[str, Node]:
+    """The schema's top-level properties as empty fields: what a failed document's values,
+    entered by hand, fill in."""
+    schema = schema or {}
+    declared = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    needed = required_names(schema)
+    return {
+        name: Node(name, name, {"value": None}, resolve(schema, prop), True, name in needed)
+        for name, prop in (declared or {}).items()
+    }
 
 
 def is_audit(record: dict[str, Any], message: dict[str, Any] | None = None) -> bool:
@@ -239,18 +267,94 @@ def is_number_type(prop: object) -> bool:
     return bool({"number", "integer"} & set(_types(prop)))
 
 
-def _number(text: str, *, integer: bool) -> int | float | None:
-    try:
-        number = json.loads(text)
-    except ValueError:
-        return None
-    if isinstance(number, bool) or not isinstance(number, int | float):
-        return None
-    if not math.isfinite(number):
-        return None
+# A number as people type it: a currency sign or code around it, thousands grouped by ",", ".",
+# a space or "'", then the decimal separator ("." or ",", not the grouping one) and the fraction.
+_CURRENCY = re.compile(r"^(?:[$€£¥]|[A-Z]{3})?\s*(?P<n>.*?)\s*(?:[$€£¥]|[A-Z]{3})?$")
+_NUMBER = re.compile(
+    r"(?P<sign>-?)(?P<whole>\d{1,3}(?:(?P<sep>[,.' ])\d{3})(?:(?P=sep)\d{3})*|\d+)"
+    r"(?:(?P<dec>[.,])(?P<fraction>\d+))?"
+)
+NOT_A_NUMBER = "not a number: type digits, e.g. 1234.50, 1,234.50 or 300,00"
+NOT_A_WHOLE_NUMBER = "not a whole number: type digits, e.g. 3 or 1,200"
+
+
+def read_number(text: str, *, integer: bool = False) -> int | float:
+    """``1,234.50``, ``$322.50``, ``300,00``, ``1.234,5``, ``EUR 12`` -> the number; ValueError.
+
+    ``1,234`` is one thousand two hundred thirty-four; ``1.234`` (one dot, no comma) is a decimal.
+    """
+    stripped = text.replace("\u00a0", " ").strip()
+    match = _NUMBER.fullmatch((_CURRENCY.fullmatch(stripped) or {"n": stripped})["n"])
+    if match is None or (match["sep"] and match["sep"] == match["dec"]):
+        raise ValueError(NOT_A_WHOLE_NUMBER if integer else NOT_A_NUMBER)
+    whole, fraction = match["whole"], match["fraction"]
+    if match["sep"] == "." and not fraction and whole.count(".") == 1:
+        whole, fraction = whole.split(".")
+    digits = re.sub(r"\D", "", whole)
+    number: int | float = (
+        float(f"{match['sign']}{digits}.{fraction}") if fraction else int(match["sign"] + digits)
+    )
     if integer:
-        return int(number) if float(number).is_integer() else None
+        if not float(number).is_integer():
+            raise ValueError(f"{text.strip()} is not a whole number: type one, e.g. 3")
+        return int(number)
     return number
+
+
+_MONTHS = {
+    name: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+
+
+def read_date(text: str) -> str:
+    """A date as typed -> ``YYYY-MM-DD``: ``2024-3-5``, ``2024/03/05``, ``5 March 2024``,
+    ``Mar 5, 2024``, ``25.12.2024``; ``03/04/2024`` is refused (which is the month?)."""
+    words = re.findall(r"[a-z]+|\d+", text.lower())
+    numbers = [int(w) for w in words if w.isdigit()]
+    months = [_MONTHS[w] for w in words if w in _MONTHS]
+    if len(words) != 3 or len(numbers) + len(months) != 3:
+        raise ValueError("not a date: type it as YYYY-MM-DD")
+    if months:  # 5 March 2024, March 5 2024
+        day, year = numbers if numbers[1] > 31 else numbers[::-1]
+        month = months[0]
+    elif len(words[0]) == 4:  # 2024-03-05
+        year, month, day = numbers
+    else:  # 25.12.2024, 12/25/2024: only when the day cannot be the month
+        first, second, year = numbers
+        if first <= 12 and second <= 12 and first != second:
+            raise ValueError(f"{text.strip()} is ambiguous (day or month first?): type YYYY-MM-DD")
+        day, month = (first, second) if first > 12 or first == second else (second, first)
+    try:
+        return datetime.date(year, month, day).isoformat()
+    except ValueError:
+        raise ValueError(f"no such date: {text.strip()} (type it as YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A typed correction as it will be stored; ``shown``: how it was read, when that is not
+    the text as typed (``1,234.50`` -> ``read as 1234.5``)."""
+
+    value: Any
+    shown: str | None = None
 
 
 def parse_as(text: str, prop: object) -> Any:
@@ -264,18 +368,50 @@ def parse_as(text: str, prop: object) -> Any:
         return parse_value(text)
     if stripped == "null":
         return None
+    problem = "a value of its type"
     for kind in types:
-        if kind in ("number", "integer"):
-            number = _number(stripped, integer=kind == "integer")
-            if number is not None:
-                return number
-        elif kind == "boolean" and stripped in ("true", "false"):
-            return stripped == "true"
-        elif kind == "string":
-            return stripped
-    expected = {"number": "a number such as 12.5", "integer": "a whole number such as 3"}
-    wanted = " or ".join(expected.get(t, f"{t} (true or false)") for t in types)
-    raise ValueError(f"type {wanted}, or null when there is none")
+        try:
+            if kind in ("number", "integer"):
+                return read_number(stripped, integer=kind == "integer")
+            if kind == "boolean" and stripped in ("true", "false"):
+                return stripped == "true"
+            if kind == "string" and isinstance(prop, dict) and prop.get("format") == "date":
+                return read_date(stripped)
+            if kind == "string":
+                return stripped
+        except ValueError as exc:
+            problem = str(exc)
+    if types == ["boolean"]:
+        problem = "true or false"
+    raise ValueError(problem)
+
+
+def schema_problem(value: Any, prop: object, schema: dict[str, Any] | None) -> str | None:
+    """Why ``value`` fails its property schema (pattern, enum, range, type...), else None.
+
+    Null is never checked here: whether a field may be absent is ``required``'s business.
+    """
+    if value is None or not isinstance(prop, dict) or schema is None:
+        return None
+    try:
+        node_validator(schema, prop)(value)
+    except SchemaInvalid:
+        return None  # a schema we cannot compile checks nothing (evaluation said so already)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return "fails the schema: " + re.sub(r"^data(\.\S+)?", "the value", exc.message)
+    return None
+
+
+def read_correction(text: str, node: Node, schema: dict[str, Any] | None) -> Reading:
+    """A correction box's text -> the value to store; ValueError with the reason to show."""
+    value = parse_as(text, node.prop)
+    if value is None:
+        raise ValueError('for no value choose "not on the document"')
+    problem = schema_problem(value, node.prop, schema)
+    if problem:
+        raise ValueError(problem)
+    literal = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return Reading(value, None if literal == text.strip() else f"read as {literal}")
 
 
 def _same(text: str, value: Any, prop: object) -> bool:
@@ -296,6 +432,87 @@ def _first(form: dict[str, list[str]], key: str) -> str | None:
     return values[0] if values else None
 
 
+OUTCOMES = ("decided", "entered_by_hand", "reprocess", "rejected")
+REJECT_REASONS = {
+    "not_a_document": "not a document of this kind",
+    "unreadable": "unreadable",
+    "duplicate": "a duplicate of another document",
+}
+ABSENT_REQUIRED = 'required by the schema: tick "confirm" to say it is not on the document'
+
+
+class _Decisions:
+    """The answers of one form, gathered path by path."""
+
+    def __init__(self, form: dict[str, list[str]], schema: dict[str, Any] | None) -> None:
+        self.form, self.schema = form, schema
+        self.problems: dict[str, str] = {}
+        self.accepted: list[str] = []
+        self.corrected: dict[str, Any] = {}
+        self.notes: dict[str, str] = {}
+
+    def absent(self, node: Node) -> None:
+        if node.required and _first(self.form, f"confirm.{node.path}") != "yes":
+            self.problems[node.path] = ABSENT_REQUIRED
+        else:
+            self.corrected[node.path] = None
+
+    def accept(self, node: Node, *, anyway: bool) -> None:
+        value = node.result.get("value")
+        fails = schema_problem(value, node.prop, self.schema)
+        note = (_first(self.form, f"note.{node.path}") or "").strip()
+        if value is None and node.required:
+            self.problems[node.path] = (
+                'it is required and has no value: correct it, or choose "not on the document"'
+            )
+        elif fails and not anyway:
+            self.problems[node.path] = f'the extracted value {fails}: correct it or "accept anyway"'
+        elif anyway and not note:
+            self.problems[node.path] = '"accept anyway" needs a note saying why'
+        else:
+            self.accepted.append(node.path)
+            if anyway:
+                self.notes[node.path] = note
+
+    def correct(self, node: Node, text: str | None) -> None:
+        if text is None or not text.strip():
+            self.problems[node.path] = 'type the correct value (or choose "not on the document")'
+        elif text.strip() == "null":
+            self.absent(node)
+        elif _same(text, node.result.get("value"), node.prop):
+            self.accept(node, anyway=False)  # "corrected" to what it already was
+        else:
+            try:
+                self.corrected[node.path] = read_correction(text, node, self.schema).value
+            except ValueError as exc:
+                self.problems[node.path] = str(exc)
+
+    def decide(self, node: Node) -> None:
+        decision = _first(self.form, f"decision.{node.path}")
+        if decision == "accept":
+            self.accept(node, anyway=False)
+        elif decision == "accept_anyway":
+            self.accept(node, anyway=True)
+        elif decision == "absent":
+            self.absent(node)
+        elif decision == "correct":
+            self.correct(node, _first(self.form, f"value.{node.path}"))
+        else:
+            self.problems[node.path] = "accept the value, correct it, or say it is not there"
+
+    def enter(self, node: Node) -> None:
+        """A value typed by hand for a failed document: empty is not on the document."""
+        text = _first(self.form, f"value.{node.path}") or ""
+        if not text.strip() or text.strip() == "null":
+            self.absent(node)
+        else:
+            self.correct(node, text)
+
+
+def is_failed(record: dict[str, Any]) -> bool:
+    return record.get("status") == "failed"
+
+
 def build_review(
     record: dict[str, Any],
     form: dict[str, list[str]],
@@ -305,31 +522,22 @@ def build_review(
     schema: dict[str, Any] | None = None,
     audit: bool = False,
 ) -> dict[str, Any]:
-    """The ``review`` object for this form; DecisionError names each path left undecided."""
+    """The ``review`` object for this form; DecisionError names each path left undecided.
+
+    A failed document's form chooses an ``outcome`` instead (``_failed_review``). A
+    ``reprocess`` review is returned without ``reprocessed_as``: the caller reprocesses.
+    """
+    reviewer = reviewer.strip()
+    if not reviewer:
+        raise ValueError("a review needs the reviewer's name")
+    base = {"reviewer": reviewer, "decided_at": decided_at or utc_now_iso()}
+    if is_failed(record):
+        return {**base, **_failed_review(form, schema)}
     nodes = record_nodes(record, schema)
     decide = to_decide(record, schema, audit=audit)
-    problems: dict[str, str] = {}
-    accepted: list[str] = []
-    corrected: dict[str, Any] = {}
-    reviewer = reviewer.strip()
+    answers = _Decisions(form, schema)
     for path in decide:
-        node = nodes[path]
-        decision = _first(form, f"decision.{path}")
-        text = _first(form, f"value.{path}")
-        if decision == "accept":
-            accepted.append(path)
-        elif decision == "correct":
-            if text is None or not text.strip():
-                problems[path] = "type the correct value (null if there is none)"
-            elif _same(text, node.result.get("value"), node.prop):
-                accepted.append(path)  # "corrected" to what it already was
-            else:
-                try:
-                    corrected[path] = parse_as(text, node.prop)
-                except ValueError as exc:
-                    problems[path] = str(exc)
-        else:
-            problems[path] = "accept the value or correct it"
+        answers.decide(nodes[path])
     fields_deciding = {nodes[path].field for path in decide}
     for name in record.get("fields") or {}:
         text = _first(form, f"value.{name}")
@@ -337,18 +545,59 @@ def build_review(
             continue
         node = nodes[name]
         if not _same(text, node.result.get("value"), node.prop):
-            try:
-                corrected[name] = parse_as(text, node.prop)
-            except ValueError as exc:
-                problems[name] = str(exc)
-    if problems or not reviewer:
-        raise DecisionError(problems, None if reviewer else "enter your name")
-    return {
-        "reviewer": reviewer,
-        "decided_at": decided_at or utc_now_iso(),
-        "accepted": accepted,
-        "corrected": corrected,
-    }
+            answers.correct(node, text)
+    if answers.problems:
+        raise DecisionError(answers.problems)
+    review: dict[str, Any] = {**base, "outcome": "decided", "accepted": answers.accepted}
+    review["corrected"] = answers.corrected
+    return {**review, "notes": answers.notes} if answers.notes else review
+
+
+def _failed_review(form: dict[str, list[str]], schema: dict[str, Any] | None) -> dict[str, Any]:
+    outcome = _first(form, "outcome")
+    note = (_first(form, "note") or "").strip()
+    extra = {"note": note} if note else {}
+    if outcome == "reprocess":
+        return {"outcome": outcome, "accepted": [], "corrected": {}, **extra}
+    if outcome == "rejected":
+        reason = _first(form, "reject_reason")
+        if reason not in REJECT_REASONS:
+            raise DecisionError({"outcome": "say why it is rejected"})
+        rejected = {"outcome": outcome, "rejected_reason": reason}
+        return {**rejected, "accepted": [], "corrected": {}, **extra}
+    if outcome != "entered_by_hand":
+        raise DecisionError(
+            {"outcome": "choose an outcome: enter the values by hand, reprocess, or reject"}
+        )
+    nodes = schema_nodes(schema)
+    if not nodes:
+        raise DecisionError({"outcome": "no schema for this type: nothing to enter by hand"})
+    answers = _Decisions(form, schema)
+    for node in nodes.values():
+        answers.enter(node)
+    if answers.problems:
+        raise DecisionError(answers.problems)
+    return {"outcome": outcome, "accepted": [], "corrected": answers.corrected, **extra}
+
+
+def check_correction(
+    record: dict[str, Any], schema: dict[str, Any] | None, path: str, text: str
+) -> dict[str, Any]:
+    """What the page shows beside a box as the reviewer types: ``{"shown": "read as 1234.5"}``
+    or ``{"problem": "..."}`` (``{}``: nothing to say). The same reading the decision uses."""
+    nodes = schema_nodes(schema) if is_failed(record) else record_nodes(record, schema)
+    node = nodes.get(path)
+    if node is None:
+        return {"problem": f"no field {path}"}
+    if not text.strip() or _same(text, node.result.get("value"), node.prop):
+        return {}
+    if text.strip() == "null":
+        return {"shown": "null: not on the document" + (" (required: confirm)" * node.required)}
+    try:
+        reading = read_correction(text, node, schema)
+    except ValueError as exc:
+        return {"problem": str(exc)}
+    return {"shown": reading.shown} if reading.shown else {}
 
 
 # ---------------------------------------------------------------------- revisions and history
@@ -377,7 +626,9 @@ def same_decision(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     """Whether two reviews decide the same (whoever decided and whenever)."""
 
     def what(review: dict[str, Any] | None) -> dict[str, Any]:
-        rest = {k: v for k, v in (review or {}).items() if k not in _BOOKKEEPING}
+        # reprocessed_as follows from the reprocess outcome; it is not decided
+        ignored = _BOOKKEEPING | {"reprocessed_as"}
+        rest = {k: v for k, v in (review or {}).items() if k not in ignored}
         return rest | {
             "accepted": sorted(rest.get("accepted") or []),
             "corrected": rest.get("corrected") or {},

@@ -20,16 +20,21 @@ from typing import Any
 from urllib.parse import quote
 
 from doctriage_core.domain.schemas import Check, PathSegment
+from doctriage_local import reprocess as reprocessing
 from doctriage_local.review.decision import (
+    REJECT_REASONS,
     DecisionError,
     Node,
     Reason,
     applied_threshold,
     changes,
     display_value,
+    is_failed,
     is_number_type,
     record_nodes,
     schema_checks,
+    schema_nodes,
+    schema_problem,
     to_decide,
 )
 from doctriage_local.review.render import RenderedPage
@@ -164,7 +169,13 @@ def _value_html(value: Any) -> str:
 
 
 def _correction_input(
-    name: str, value: Any, posted: str | None, label: str, prop: object = None
+    name: str,
+    value: Any,
+    posted: str | None,
+    label: str,
+    prop: object = None,
+    reading: str = "",
+    placeholder: str = "",
 ) -> str:
     if posted is None:
         posted = (
@@ -175,6 +186,8 @@ def _correction_input(
     attrs = (
         f'name="value.{_e(name)}" class="correction" data-field="{_e(name)}" '
         f'aria-label="{_e(label)}" autocomplete="off" spellcheck="false"'
+        + (f' aria-describedby="{reading}"' if reading else "")
+        + (f' placeholder="{_e(placeholder)}"' if placeholder else "")
         + (' inputmode="decimal"' if is_number_type(prop) else "")
     )
     if isinstance(value, (list, dict)) or "\n" in posted:
@@ -220,6 +233,25 @@ def _field_threshold_text(field: dict[str, Any], document_threshold: Any) -> str
     return text
 
 
+def _radio(name: str, value: str, checked: str | None, label: str) -> str:
+    mark = " checked" if checked == value else ""
+    return (
+        f'<label class="choice"><input type="radio" name="decision.{_e(name)}" '
+        f'value="{value}"{mark}> {label}</label>'
+    )
+
+
+def _confirm_absent(name: str, node: Node, form: dict[str, list[str]] | None) -> str:
+    """The tick a required field needs before "not on the document" is taken."""
+    if not node.required:
+        return ""
+    ticked = " checked" if (form or {}).get(f"confirm.{name}", [""])[0] == "yes" else ""
+    return (
+        f'<label class="confirm"><input type="checkbox" name="confirm.{_e(name)}" value="yes"'
+        f"{ticked}> confirm: the schema requires it, and it is not on the document</label>"
+    )
+
+
 def _flagged_card(
     index: int,
     node: Node,
@@ -227,26 +259,41 @@ def _flagged_card(
     threshold: float | None,
     form: dict[str, list[str]] | None,
     problem: str | None,
+    schema: dict[str, Any] | None,
     crop: str = "",
 ) -> str:
-    """One path to decide: why, what was extracted, where, and accept / correct."""
+    """One path to decide: why, what was extracted, where, and accept / correct / absent.
+
+    An extracted value that fails its schema cannot simply be accepted: "accept anyway" with a
+    note is the only way to keep it.
+    """
     name, field = node.path, node.result
     label = f"Correct value for {name}"
     css = confidence_class(field, threshold)
     posted = (form or {}).get(f"decision.{name}", [None])[0]
     posted_value = (form or {}).get(f"value.{name}", [None])[0]
-    checked = {"accept": "", "correct": ""}
-    if posted in checked:
-        checked[posted] = " checked"
+    posted_note = (form or {}).get(f"note.{name}", [""])[0]
+    fails = schema_problem(field.get("value"), node.prop, schema)
     error = (
         f'<p class="problem" id="problem-{index}" role="alert">{_e(problem)}</p>' if problem else ""
     )
     described = f' aria-describedby="problem-{index}"' if problem else ""
+    if fails:
+        accept = (
+            f'<p class="fails">The extracted value {_e(fails)}.</p>'
+            + _radio(name, "accept_anyway", posted, "Accept anyway")
+            + f'<label class="note">Why (required to accept anyway) <input type="text" '
+            f'name="note.{_e(name)}" value="{_e(posted_note)}" autocomplete="off"></label>'
+        )
+    else:
+        accept = _radio(name, "accept", posted, 'Accept <span class="muted">as extracted</span>')
+    reading = f"reading-{index}"
     return f"""
 <fieldset class="field-card flagged {css}{" has-problem" if problem else ""}" id="field-{index}"
   data-field="{_e(name)}" data-box="box-{index}" tabindex="-1"{described}>
   <legend><span class="name">{_e(name)}</span>
-    <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span></legend>
+    <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span>
+    {'<span class="pill required">required</span>' if node.required else ""}</legend>
   {error}
   {_reasons_html(reasons)}
   <dl class="facts">
@@ -257,11 +304,12 @@ def _flagged_card(
   {crop}
   {_reasoning_html(field)}
   <div class="choices" role="radiogroup" aria-label="Decision for {_e(name)}">
-    <label class="choice"><input type="radio" name="decision.{_e(name)}" value="accept"
-      {checked["accept"]}> Accept <span class="muted">as extracted</span></label>
-    <label class="choice"><input type="radio" name="decision.{_e(name)}" value="correct"
-      {checked["correct"]}> Correct to</label>
-    {_correction_input(name, field.get("value"), posted_value, label, node.prop)}
+    {accept}
+    {_radio(name, "correct", posted, "Correct to")}
+    {_correction_input(name, field.get("value"), posted_value, label, node.prop, reading)}
+    <p class="reading" id="{reading}" aria-live="polite"></p>
+    {_radio(name, "absent", posted, "Not on the document")}
+    {_confirm_absent(name, node, form)}
   </div>
 </fieldset>"""
 
@@ -287,6 +335,7 @@ def _other_row(
   <label class="edit">Correct to (leave as is to keep)
     {_correction_input(name, field.get("value"), posted_value, label, node.prop)}
   </label>
+  {_confirm_absent(name, node, form) if (posted_value or "").strip() == "null" else ""}
 </div>"""
 
 
@@ -458,20 +507,116 @@ def _summary(record: dict[str, Any]) -> str:
     )
 
 
-def _decision_html(review: dict[str, Any], heading: str = "Decided") -> str:
+_OUTCOME_TEXT = {
+    "decided": "Decided",
+    "entered_by_hand": "Values entered by hand",
+    "reprocess": "Sent through the pipeline again",
+    "rejected": "Rejected",
+}
+
+
+def _decision_html(review: dict[str, Any], heading: str | None = None) -> str:
     corrected = review.get("corrected") or {}
+    notes = review.get("notes") or {}
     rows = "".join(
-        f"<li><b>{_e(name)}</b> corrected to {_value_html(value)}</li>"
+        f"<li><b>{_e(name)}</b> "
+        + ("not on the document" if value is None else f"corrected to {_value_html(value)}")
+        + "</li>"
         for name, value in corrected.items()
     )
-    accepted = ", ".join(_e(n) for n in review.get("accepted") or []) or "none"
+    accepted = ", ".join(
+        _e(n) + (f" (accepted anyway: {_e(notes[n])})" if n in notes else "")
+        for n in review.get("accepted") or []
+    )
+    outcome = review.get("outcome") or "decided"
+    facts = []
+    if review.get("reprocessed_as"):
+        facts.append(f"<p>New document: <code>{_e(review['reprocessed_as'])}</code></p>")
+    if review.get("rejected_reason"):
+        reason = REJECT_REASONS.get(review["rejected_reason"], review["rejected_reason"])
+        facts.append(f"<p>Why: {_e(reason)}</p>")
+    if review.get("note"):
+        facts.append(f"<p>Note: {_e(review['note'])}</p>")
+    if outcome == "decided" or corrected:
+        facts.append(f"<p>Accepted: {accepted or 'none'}</p>")
+        facts.append(f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul>')
+    heading = heading or _OUTCOME_TEXT.get(outcome, outcome)
     return (
         f'<section class="notice ok" role="status"><h2>{_e(heading)}</h2>'
         f"<p>By <b>{_e(review.get('reviewer'))}</b> at {_e(review.get('decided_at'))}.</p>"
-        f"<p>Accepted: {accepted}</p>"
-        f'<ul class="corrections">{rows or "<li>No corrections.</li>"}</ul>'
-        f"{_history_html(review.get('history') or [])}</section>"
+        f"{''.join(facts)}{_history_html(review.get('history') or [])}</section>"
     )
+
+
+def _outcomes_html(
+    record: dict[str, Any],
+    schema: dict[str, Any] | None,
+    form: dict[str, list[str]] | None,
+    problems: dict[str, str],
+) -> str:
+    """A failed document's three outcomes: its values by hand, reprocess, or reject."""
+    form = form or {}
+    chosen = form.get("outcome", [""])[0]
+
+    def radio(value: str, label: str) -> str:
+        mark = " checked" if chosen == value else ""
+        return (
+            f'<label class="choice"><input type="radio" name="outcome" value="{value}"{mark}>'
+            f" {label}</label>"
+        )
+
+    entries = []
+    for i, node in enumerate(schema_nodes(schema).values()):
+        name = node.path
+        problem = problems.get(name)
+        posted = form.get(f"value.{name}", [""])[0]
+        entries.append(
+            f'<div class="hand-entry{" has-problem" if problem else ""}" id="hand-{i}" '
+            f'data-field="{_e(name)}"><label><span class="name">{_e(name)}</span>'
+            + (' <span class="pill required">required</span>' if node.required else "")
+            + _correction_input(
+                name,
+                None,
+                posted,
+                f"Value of {name}",
+                node.prop,
+                f"reading-h{i}",
+                "not on the document",
+            )
+            + "</label>"
+            + (f'<p class="problem" role="alert">{_e(problem)}</p>' if problem else "")
+            + f'<p class="reading" id="reading-h{i}" aria-live="polite"></p>'
+            + _confirm_absent(name, node, form)
+            + "</div>"
+        )
+    hand = (
+        "".join(entries)
+        if entries
+        else '<p class="muted">No schema for this type: no values to enter by hand.</p>'
+    )
+    reasons = "".join(
+        f'<option value="{key}"{" selected" if form.get("reject_reason", [""])[0] == key else ""}>'
+        f"{_e(text)}</option>"
+        for key, text in REJECT_REASONS.items()
+    )
+    problem = problems.get("outcome")
+    return f"""
+<section class="outcomes{" has-problem" if problem else ""}" id="outcomes"
+  aria-labelledby="outcomes-title">
+  <h2 id="outcomes-title">Extraction failed: choose an outcome</h2>
+  {f'<p class="problem" role="alert">{_e(problem)}</p>' if problem else ""}
+  <div class="outcome">{radio("entered_by_hand", "Enter the values by hand")}
+    <p class="muted small">An empty box is &ldquo;not on the document&rdquo;.</p>
+    <div class="hand">{hand}</div></div>
+  <div class="outcome">{radio("reprocess", "Reprocess")}
+    <p class="muted small">The upload goes through the pipeline again as a new document, as
+    <code>doctriage reprocess</code> does ({_e(reprocessing.decide(record).why)}).</p></div>
+  <div class="outcome">{radio("rejected", "Reject")}
+    <label>Why <select name="reject_reason"><option value="">choose…</option>{reasons}</select>
+    </label></div>
+  <label class="note">Note (optional) <input type="text" name="note"
+    value="{_e(form.get("note", [""])[0])}" autocomplete="off"></label>
+</section>"""
 
 
 def _decision_text(decision: Any) -> str:
@@ -548,19 +693,24 @@ def _checks_html(record: dict[str, Any], checks: dict[str, Check]) -> str:
 
 
 def _form_of(review: dict[str, Any]) -> dict[str, list[str]]:
-    form: dict[str, list[str]] = {"reviewer": [str(review.get("reviewer", ""))]}
+    form: dict[str, list[str]] = {"outcome": [str(review.get("outcome", "decided"))]}
     for name in review.get("accepted") or []:
-        form[f"decision.{name}"] = ["accept"]
+        anyway = name in (review.get("notes") or {})
+        form[f"decision.{name}"] = ["accept_anyway" if anyway else "accept"]
+        if anyway:
+            form[f"note.{name}"] = [review["notes"][name]]
     for name, value in (review.get("corrected") or {}).items():
-        form[f"decision.{name}"] = ["correct"]
+        form[f"decision.{name}"] = ["correct" if value is not None else "absent"]
         text = (
             json.dumps(value, indent=2, ensure_ascii=False)
             if isinstance(value, (list, dict))
-            else json.dumps(value)
-            if value is None
             else display_value(value)
         )
         form[f"value.{name}"] = [text]
+        form[f"confirm.{name}"] = ["yes"]
+    for key in ("reject_reason", "note"):
+        if review.get(key.replace("reject_", "rejected_")):
+            form[key] = [str(review[key.replace("reject_", "rejected_")])]
     return form
 
 
@@ -597,6 +747,10 @@ def document_page(
     others = [name for name in fields if name not in deciding]
     anchors = {path: f"field-{i}" for path, i in indices.items()}
     anchors.update({name: f"other-{i}" for i, name in enumerate(others)})
+    failed = is_failed(record)
+    if failed:
+        anchors = {name: f"hand-{i}" for i, name in enumerate(schema_nodes(schema))}
+        anchors["outcome"] = "outcomes"
     threshold = record.get("human_review_threshold")
     sizes = {p.index: (p.width, p.height) for p in pages if p.width and p.height}
     review = record.get("review")
@@ -619,7 +773,7 @@ def document_page(
         reasons = flagged[path]
         crop = _crop_html(indices[path], nodes[path].result, record["document_id"], sizes)
         return _flagged_card(
-            indices[path], nodes[path], reasons, threshold, form, problems.get(path), crop
+            indices[path], nodes[path], reasons, threshold, form, problems.get(path), schema, crop
         )
 
     groups = []
@@ -652,7 +806,8 @@ def document_page(
   <summary>{len(others)} other field{"s" if len(others) != 1 else ""} (not flagged)</summary>
   {rows or '<p class="muted">None.</p>'}
 </details>"""
-    reviewer_value = (form or {}).get("reviewer", [reviewer])[0]
+    if failed:
+        form_body = _outcomes_html(record, schema, form, problems)
     url = document_url(record["document_id"])
     disabled = "" if editable else " disabled"
     panel = f"""
@@ -661,9 +816,8 @@ def document_page(
 <input type="hidden" name="token" value="{_e(token)}">
 {form_body}
 <div class="submit-row">
-  <label for="reviewer">Reviewer</label>
-  <input type="text" id="reviewer" name="reviewer" value="{_e(reviewer_value)}" required
-    autocomplete="name">
+  <p class="reviewer">{"Decided by" if review else "Reviewing as"}
+    <b>{_e(review.get("reviewer") if review else reviewer)}</b></p>
   <button type="submit" class="primary" accesskey="s" id="submit">Store decision</button>
 </div>
 </fieldset>
@@ -679,7 +833,8 @@ def document_page(
   <h2>Keys</h2>
   <ul>
     <li><kbd>j</kbd> / <kbd>k</kbd> next / previous flagged field</li>
-    <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)</li>
+    <li><kbd>a</kbd> accept the value · <kbd>c</kbd> correct it (type, then <kbd>Esc</kbd>)
+      · <kbd>n</kbd> not on the document</li>
     <li><kbd>+</kbd> / <kbd>-</kbd> zoom the page · <kbd>0</kbd> fit its width · drag or
       arrow keys (on the page) to move around</li>
     <li><kbd>Ctrl</kbd>+<kbd>Enter</kbd> store the decision · <kbd>Tab</kbd> / <kbd>Enter</kbd>
@@ -690,6 +845,7 @@ def document_page(
 </section>"""
     body = f"""
 <header class="topbar">
+  <p class="whoami">reviewing as <b id="reviewer">{_e(reviewer)}</b></p>
   <p class="brand"><a href="/">doctriage review</a></p>
   {_summary(record)}
 </header>
@@ -809,11 +965,10 @@ def _notices(
             for n, t in problems.items()
             if n in anchors
         )
-        if error.reviewer:
-            items += f'<li><a href="#reviewer">your name</a>: {_e(error.reviewer)}</li>'
         notices.append(
             '<div class="notice error" role="alert" tabindex="-1" id="error-summary">'
-            f"<h2>Not stored: decide every flagged field</h2><ul>{items}</ul></div>"
+            f"<h2>Not stored: {len(problems)} answer{'s' if len(problems) != 1 else ''} "
+            f"to fix</h2><ul>{items}</ul></div>"
         )
     if audit:
         notices.append(

@@ -10,6 +10,7 @@ from other consumers). Routes:
                                 (a different decision stored first: the conflict page)
     POST /doc/<id>/amend        record a decision over the stored one (from the conflict page)
     POST /doc/<id>/skip         give the open document up: hidden a while, then anyone's
+    POST /doc/<id>/check        how a correction would be read and whether it is valid (JSON)
     POST /next, /api/next       long-poll the queue for the next document (form / JSON)
     GET  /api/status            what this server has done, as JSON
     GET  /static/<file>         review.css, review.js
@@ -37,7 +38,13 @@ from doctriage_local.review.consumer import (
     ReviewConsumer,
     Stored,
 )
-from doctriage_local.review.decision import DecisionError, build_review, is_audit, revision_of
+from doctriage_local.review.decision import (
+    DecisionError,
+    build_review,
+    check_correction,
+    is_audit,
+    revision_of,
+)
 from doctriage_local.review.render import PageCache, RenderedPage, RenderError, render_pages
 
 log = logging.getLogger("doctriage.review")
@@ -48,7 +55,7 @@ MAX_FORM_BYTES = 1 << 20
 
 
 class ReviewServer:
-    """``with ReviewServer(consumer, port=0) as server: print(server.url)``."""
+    """``with ReviewServer(consumer, port=0, reviewer="ana") as server: print(server.url)``."""
 
     def __init__(
         self,
@@ -56,11 +63,13 @@ class ReviewServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        reviewer: str = "",
+        reviewer: str,
         wait_seconds: float = MAX_WAIT_SECONDS,
     ) -> None:
+        if not reviewer.strip():
+            raise ValueError("the review server needs a reviewer's name (--reviewer NAME)")
         self.consumer = consumer
-        self.reviewer = reviewer
+        self.reviewer = reviewer.strip()  # every decision this server stores is theirs
         self.wait_seconds = wait_seconds
         self.token = secrets.token_urlsafe(24)
         self.current: OpenDocument | None = None
@@ -146,6 +155,9 @@ class ReviewServer:
             if self.current is document:
                 self.current = None
             return stored
+
+    def reprocess(self, record: dict[str, Any]) -> str:
+        return self.consumer.reprocess(record)
 
     def skip(self, document: OpenDocument) -> None:
         with self._lock:
@@ -336,6 +348,8 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 self._amend(parts[1], form)
             elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "skip":
                 self._skip(parts[1])
+            elif len(parts) == 3 and parts[0] == "doc" and parts[2] == "check":
+                self._check(parts[1], form)
             else:
                 self._error(HTTPStatus.NOT_FOUND, "Not found", f"Nothing to post at {self.path}.")
         except Exception as exc:
@@ -491,12 +505,11 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 "the queue, or taken by another reviewer). Your decision was not stored.",
             )
             return
-        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
         try:
             decision = build_review(
                 document.record,
                 form,
-                reviewer,
+                self.review.reviewer,
                 schema=self.review.schema(document.record),
                 audit=document.audit,
             )
@@ -504,6 +517,8 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
         try:
+            if decision["outcome"] == "reprocess":
+                decision["reprocessed_as"] = self.review.reprocess(document.record)
             outcome = self.review.decide(document, decision)
         except Exception as exc:
             log.exception("storing the decision for %s failed", document_id)
@@ -521,10 +536,13 @@ class _ReviewHandler(BaseHTTPRequestHandler):
     def _decided_elsewhere(self, record: dict[str, Any], form: dict[str, list[str]]) -> None:
         """A decision posted for a document decided meanwhile (another tab, another reviewer):
         acknowledged when it is the same, else the conflict page. Nothing is written."""
-        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
         try:
             decision = build_review(
-                record, form, reviewer, schema=self.review.schema(record), audit=is_audit(record)
+                record,
+                form,
+                self.review.reviewer,
+                schema=self.review.schema(record),
+                audit=is_audit(record),
             )
         except DecisionError as exc:
             self._render(record, None, HTTPStatus.BAD_REQUEST, form=form, error=exc)
@@ -553,8 +571,6 @@ class _ReviewHandler(BaseHTTPRequestHandler):
                 ),
             )
             return
-        if outcome.kind in ("stored", "amended"):
-            self.review.reviewer = decision["reviewer"]  # the next page starts with this name
         which = {"stored": "decided", "amended": "amended", "identical": "identical"}[outcome.kind]
         self._redirect(f"/?{which}={quote(document_id, safe='')}")
 
@@ -570,16 +586,29 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._error(HTTPStatus.BAD_REQUEST, "Bad form", "The amendment names no revision.")
             return
-        reviewer = (form.get("reviewer") or [self.review.reviewer])[0]
         try:
             decision = build_review(
-                record, form, reviewer, schema=self.review.schema(record), audit=is_audit(record)
+                record,
+                form,
+                self.review.reviewer,
+                schema=self.review.schema(record),
+                audit=is_audit(record),
             )
         except DecisionError as exc:
             self._error(HTTPStatus.BAD_REQUEST, "Not stored", str(exc))
             return
+        if decision["outcome"] == "reprocess" and revision == revision_of(record["review"]):
+            decision["reprocessed_as"] = self.review.reprocess(record)
         outcome = self.review.consumer.amend(document_id, decision, revision=revision)
         self._answer(record, decision, outcome, form)
+
+    def _check(self, document_id: str, form: dict[str, list[str]]) -> None:
+        record, _ = self._record(document_id)
+        if record is None:
+            self._json(HTTPStatus.NOT_FOUND, {"problem": f"no record for {document_id}"})
+            return
+        path, text = (form.get("path") or [""])[0], (form.get("text") or [""])[0]
+        self._json(HTTPStatus.OK, check_correction(record, self.review.schema(record), path, text))
 
     def _skip(self, document_id: str) -> None:
         document = self.review.open_document(document_id)

@@ -78,11 +78,11 @@ def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
                 f"{opened.url.path}/decision",
                 data={
                     "token": token,
-                    "reviewer": "cli",
+                    "reviewer": "someone else",  # not a field: the server's --reviewer signs
                     "decision.invoice_number": "correct",
                     "value.invoice_number": "INV-0077",
-                    "decision.due_date": "correct",
-                    "value.due_date": "null",
+                    "decision.due_date": "absent",
+                    "confirm.due_date": "yes",  # required by the schema
                     "decision.total_amount": "accept",
                 },
             )
@@ -99,9 +99,13 @@ def test_doctriage_review_clears_a_document_of_a_running_up(up, tmp_path):
     assert item["review_status"] == {"S": "needs_review"}
     review_item = item["review"]["M"]
     assert review_item["reviewer"] == {"S": "cli"}
-    # due_date was not found: "correcting" it to null is what it already was, an accept.
-    assert review_item["corrected"]["M"] == {"invoice_number": {"S": "INV-0077"}}
-    assert review_item["accepted"]["L"] == [{"S": "due_date"}, {"S": "total_amount"}]
+    # due_date is not on the document: its own answer, null.
+    assert review_item["corrected"]["M"] == {
+        "invoice_number": {"S": "INV-0077"},
+        "due_date": {"NULL": True},
+    }
+    assert review_item["accepted"]["L"] == [{"S": "total_amount"}]
+    assert review_item["outcome"] == {"S": "decided"}
     assert waiting() == (0, 0)
 
 

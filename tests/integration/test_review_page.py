@@ -15,6 +15,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -214,13 +215,39 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert _queue_counts(stack) == (0, 1)
     assert review_server.status()["heartbeats"] >= 2
 
-    # Keyboard only: correct invoice_number, accept the other two.
+    # The reviewer's name is the server's, shown, not a box to type in.
+    assert page.locator("#reviewer").inner_text() == "test-reviewer"
+    assert page.locator('input[name="reviewer"]').count() == 0
+
+    # Keyboard only. A correction that fails the field's pattern is refused beside the field,
+    # and the form is not sent.
     page.keyboard.press("c")
+    page.keyboard.type("12345")
+    reading = card.locator(".reading")
+    page.wait_for_function(
+        "el => el.textContent.includes('must match pattern')", arg=reading.element_handle()
+    )
+    assert "refused" in reading.get_attribute("class")
+    page.keyboard.press("Control+Enter")
+    time.sleep(0.5)
+    assert page.url.endswith(f"/doc/{document_id}")  # not sent
+    assert page.evaluate("document.activeElement.name") == "value.invoice_number"
+    page.keyboard.press("Control+a")
     page.keyboard.type("INV-0077")
+    page.wait_for_function("el => el.textContent === ''", arg=reading.element_handle())
     page.keyboard.press("Escape")
+    # due_date is not on the document: required, so it needs its confirmation.
     page.keyboard.press("j")
-    page.keyboard.press("a")
-    page.keyboard.press("a")
+    page.keyboard.press("n")
+    assert page.evaluate("document.activeElement.name") == "confirm.due_date"
+    page.keyboard.press("Space")
+    # total_amount as people type money: the reading is shown before anything is stored.
+    page.keyboard.press("j")
+    page.keyboard.press("c")
+    page.keyboard.type("$1,234.50")
+    total = page.locator('.field-card[data-field="total_amount"] .reading')
+    page.wait_for_function("el => el.textContent === 'read as 1234.5'", arg=total.element_handle())
+    page.keyboard.press("Escape")
     assert page.locator("#progress").inner_text() == "3 of 3 flagged fields decided"
     assert page.locator('input[name="decision.invoice_number"][value="correct"]').is_checked()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -234,8 +261,13 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     stored = stack.record(document_id)
     assert_valid_record(stored)
     review = stored.pop("review")
-    assert review["corrected"] == {"invoice_number": "INV-0077"}
-    assert review["accepted"] == ["due_date", "total_amount"]
+    assert review["corrected"] == {
+        "invoice_number": "INV-0077",
+        "due_date": None,
+        "total_amount": 1234.5,
+    }
+    assert review["accepted"] == []
+    assert review["outcome"] == "decided"
     assert review["reviewer"] == "test-reviewer"
     assert review["decided_at"].endswith("Z")
     assert stored == record  # nothing else changed: review_status is still needs_review
@@ -270,10 +302,26 @@ def test_an_incomplete_or_foreign_form_stores_nothing(stack, review_server):
             "value.invoice_number": "INV-1",
         }
 
+        # The server is the authority: a correction that fails its schema is refused with a
+        # 4xx and the reason, whatever the page did or did not check.
+        refused = client.post(
+            url,
+            data={
+                **form,
+                "decision.due_date": "absent",
+                "confirm.due_date": "yes",
+                "decision.total_amount": "accept",
+                "value.invoice_number": "12345",
+            },
+        )
+        assert refused.status_code == 400
+        assert "fails the schema: the value must match pattern ^INV-[0-9]+$" in refused.text
+        assert "review" not in stack.record(document_id)
+
         missing = client.post(url, data=form)
         assert missing.status_code == 400
         assert "due_date" in missing.text
-        assert "accept the value or correct it" in missing.text
+        assert "accept the value, correct it, or say it is not there" in missing.text
         assert client.post(url, data={**form, "token": "guess"}).status_code == 403
         assert client.post(url, data=form, headers={"Host": "evil.example:80"}).status_code == 421
         assert "review" not in stack.record(document_id)
@@ -347,10 +395,15 @@ def test_a_reviewer_decides_the_cells_of_a_table_one_by_one(stack, fixture_serve
     page.locator('.box[data-field="lines[1].amount"]').click()
     assert page.locator(".field-card.active").get_attribute("data-field") == "lines[1].amount"
 
-    # Keyboard only, from the first cell: accept two, correct two (numbers for number columns).
+    # Keyboard only, from the first cell: accept two (qty 0 fails its minimum: "accept anyway",
+    # with a note), correct two (numbers for number columns).
     page.keyboard.press("k")
     page.keyboard.press("k")
     page.keyboard.press("a")
+    assert page.evaluate("document.activeElement.name") == "note.lines[0].qty"
+    page.keyboard.type("as printed")
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
     page.keyboard.press("a")
     page.keyboard.press("c")
     page.keyboard.type("25")
@@ -369,6 +422,7 @@ def test_a_reviewer_decides_the_cells_of_a_table_one_by_one(stack, fixture_serve
     assert_valid_record(stored)
     review = stored.pop("review")
     assert review["accepted"] == ["lines[0].qty", "lines[1].description"]
+    assert review["notes"] == {"lines[0].qty": "as printed"}
     assert review["corrected"] == {"lines[1].amount": 25, "lines[2].amount": 12.5}
     assert stored == record
 
@@ -401,7 +455,7 @@ def test_an_audit_sample_is_decided_field_by_field_and_cell_by_cell(stack, fixtu
             url, data={**form, "decision.lines[1].amount": "correct", "value.lines[1].amount": "x"}
         )
         assert not_a_number.status_code == 400
-        assert "a number such as 12.5" in not_a_number.text
+        assert "not a number: type digits" in not_a_number.text
         assert "review" not in stack.record(record["document_id"])
 
         stored = client.post(
@@ -415,6 +469,97 @@ def test_an_audit_sample_is_decided_field_by_field_and_cell_by_cell(stack, fixtu
 
 
 AXE = Path(__file__).resolve().parents[1] / "fixtures" / "axe" / "axe.min.js"  # axe-core 4.10.3
+
+
+def _open_failed(page, ids):
+    """Wait for the page to open one of the failed documents; its id."""
+    page.wait_for_url("**/doc/*", timeout=30_000)
+    document_id = urlsplit(page.url).path.rsplit("/", 1)[1]
+    assert document_id in ids
+    assert "Extraction failed: choose an outcome" in page.inner_text("#outcomes")
+    return document_id
+
+
+def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(stack, review_server, page):
+    failed = [process(stack, b"", "invoice", name=f"review-failed-{i}.pdf") for i in range(3)]
+    assert all(r["status"] == "failed" for r in failed)
+    assert all("extraction_failed:empty_file" in r["flags"] for r in failed)
+    ids = {r["document_id"] for r in failed}
+    page.goto(review_server.url)
+
+    # Nothing chosen: nothing stored, the message kept.
+    first = _open_failed(page, ids)
+    page.locator("#submit").click()
+    page.wait_for_selector("#error-summary")
+    assert "choose an outcome" in page.inner_text("#outcomes")
+    assert "review" not in stack.record(first)
+
+    # 1. The values by hand, each read and checked like a correction.
+    number = page.locator('.hand-entry[data-field="invoice_number"] .correction')
+    number.fill("12345")
+    reading = page.locator('.hand-entry[data-field="invoice_number"] .reading')
+    page.wait_for_function(
+        "el => el.textContent.includes('must match pattern')", arg=reading.element_handle()
+    )
+    assert page.locator('input[name="outcome"][value="entered_by_hand"]').is_checked()
+    page.locator("#submit").click()
+    time.sleep(0.5)
+    assert "review" not in stack.record(first)  # refused on the page: not sent
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review-page-failed.png"), full_page=True)
+    values = {
+        "document_type": "invoice",
+        "invoice_number": "INV-9",
+        "vendor_name": "Acme",
+        "invoice_date": "5 March 2024",
+        "currency": "USD",
+        "line_items": '[{"description": "Bolts", "amount": 1234.5}]',
+        "total_amount": "$1,234.50",
+    }
+    for name, text in values.items():
+        page.locator(f'.hand-entry[data-field="{name}"] .correction').fill(text)
+    page.wait_for_function(
+        "el => el.textContent === 'read as 2024-03-05'",
+        arg=page.locator('.hand-entry[data-field="invoice_date"] .reading').element_handle(),
+    )
+    page.locator('input[name="confirm.due_date"]').check()  # required, not on the document
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={first}")  # and the next document opens
+    review = stack.record(first)["review"]
+    assert review["outcome"] == "entered_by_hand"
+    assert review["reviewer"] == "test-reviewer"
+    assert review["corrected"]["invoice_date"] == "2024-03-05"
+    assert review["corrected"]["total_amount"] == 1234.5
+    assert review["corrected"]["line_items"] == [{"description": "Bolts", "amount": 1234.5}]
+    assert review["corrected"]["due_date"] is None
+    assert_valid_record(stack.record(first))
+
+    # 2. Rejected, with a reason.
+    second = _open_failed(page, ids - {first})
+    page.locator('input[name="outcome"][value="rejected"]').check()
+    page.locator("#submit").click()
+    page.wait_for_selector("#error-summary")
+    assert "say why it is rejected" in page.inner_text("#outcomes")
+    page.locator('select[name="reject_reason"]').select_option("unreadable")
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={second}")
+    review = stack.record(second)["review"]
+    assert (review["outcome"], review["rejected_reason"]) == ("rejected", "unreadable")
+    assert_valid_record(stack.record(second))
+
+    # 3. Reprocessed: the upload goes round again as a new document, as doctriage reprocess.
+    third = _open_failed(page, ids - {first, second})
+    page.locator('input[name="outcome"][value="reprocess"]').check()
+    page.locator("#submit").click()
+    page.wait_for_url(f"**decided={third}")
+    stored = stack.record(third)
+    assert stored["review"]["outcome"] == "reprocess"
+    assert stored["review"]["reprocessed_as"] == stored["reprocessed_as"]
+    assert stored["reprocessed_as"] not in ids | {"pending"}
+    assert_valid_record(stored)
+    again = stack.wait_for_records([stored["reprocessed_as"]], timeout=60)
+    assert again[stored["reprocessed_as"]]["source"]["key"] == stored["source"]["key"]
+    assert _eventually(lambda: review_server.status()["decided"] == 3)
 
 
 def _axe_violations(page):
@@ -658,7 +803,7 @@ def test_a_second_different_decision_gets_the_conflict_page_and_may_amend(
     assert_valid_record(stored)
     review = stored["review"]
     assert (review["accepted"], review["corrected"]) == ([], {"tax": 11})
-    assert [len(h["changes"]) for h in review["history"]] == [1, 1]
+    assert [len(h["changes"]) for h in review["history"]] == [2, 1]  # the first: tax, outcome
     assert review["history"][1]["changes"][0] == {
         "path": "tax",
         "was": {"decision": "accept"},

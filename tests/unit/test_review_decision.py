@@ -8,16 +8,24 @@ import re
 
 import pytest
 
+from doctriage_local.cli.main import main
+from doctriage_local.paths import SAMPLES
 from doctriage_local.review.decision import (
     DecisionError,
     build_review,
+    check_correction,
     display_value,
     parse_value,
+    read_date,
+    read_number,
+    record_nodes,
+    schema_problem,
     to_decide,
     with_history,
 )
 from doctriage_local.review.page import QueueFacts, confidence_class, conflict_page, document_page
 from doctriage_local.review.render import RenderedPage
+from doctriage_local.review.server import ReviewServer
 from tests.contracts import assert_valid_record
 from tests.unit.test_nested_fields import (
     CHECK,
@@ -97,16 +105,65 @@ def test_classification_and_unscored_fields_are_flagged_for_review():
     assert list(to_decide(record)) == ["document_type", "vendor_name"]
 
 
-def test_a_failed_document_has_nothing_to_decide_field_by_field():
-    record = _record(status="failed", flags=["extraction_failed:timeout"], fields={})
+def _failed():
+    return _record(status="failed", flags=["extraction_failed:timeout"], fields={})
+
+
+INVOICE = json.loads((SAMPLES / "schemas" / "invoice.json").read_text())
+
+
+def test_a_failed_document_cannot_be_stored_without_an_outcome():
+    record = _failed()
     assert to_decide(record) == {}
-    review = build_review(record, _form(), "ana", decided_at="2024-01-01T00:00:00.000Z")
-    assert review == {
-        "reviewer": "ana",
-        "decided_at": "2024-01-01T00:00:00.000Z",
-        "accepted": [],
-        "corrected": {},
+    for form in (_form(), _form(outcome="store"), _form(outcome="rejected")):
+        with pytest.raises(DecisionError) as raised:
+            build_review(record, form, "ana", schema=INVOICE)
+        assert list(raised.value.problems) == ["outcome"]
+    with pytest.raises(DecisionError, match="nothing to enter by hand"):
+        build_review(record, _form(outcome="entered_by_hand"), "ana")
+
+
+def test_a_failed_document_is_rejected_with_a_reason_or_reprocessed():
+    record = _failed()
+    rejected = build_review(
+        record, _form(outcome="rejected", reject_reason="duplicate", note="same as INV-7"), "ana"
+    )
+    assert rejected["outcome"] == "rejected"
+    assert rejected["rejected_reason"] == "duplicate"
+    assert rejected["note"] == "same as INV-7"
+    assert_valid_record({**record, "review": rejected})
+    again = build_review(record, _form(outcome="reprocess"), "ana")
+    assert again["outcome"] == "reprocess"
+    with pytest.raises(Exception, match="reprocessed_as"):
+        assert_valid_record({**record, "review": again})  # the server adds the new id
+    assert_valid_record({**record, "review": {**again, "reprocessed_as": "doc-2"}})
+
+
+def test_a_failed_documents_values_entered_by_hand_are_read_and_validated():
+    record = _failed()
+    form = _form(
+        outcome="entered_by_hand",
+        value__invoice_number="INV-0077",
+        value__invoice_date="5 March 2024",
+        value__total_amount="$1,234.50",
+        value__currency="usd",
+    )
+    with pytest.raises(DecisionError) as raised:
+        build_review(record, form, "ana", schema=INVOICE)
+    assert raised.value.problems["currency"].startswith("fails the schema: the value must be one")
+    assert set(raised.value.problems) == {"currency"} | {
+        name for name in INVOICE.get("required", []) if f"value.{name}" not in form
     }
+    form["value.currency"] = ["USD"]
+    for name in INVOICE.get("required", []):
+        form.setdefault(f"confirm.{name}", ["yes"])
+    review = build_review(record, form, "ana", schema=INVOICE)
+    assert review["outcome"] == "entered_by_hand"
+    assert review["corrected"]["invoice_number"] == "INV-0077"
+    assert review["corrected"]["invoice_date"] == "2024-03-05"
+    assert review["corrected"]["total_amount"] == 1234.5
+    assert review["corrected"]["vendor_name"] is None  # left empty: not on the document
+    assert_valid_record({**record, "review": review})
 
 
 @pytest.mark.parametrize(
@@ -151,17 +208,18 @@ def test_a_complete_form_becomes_the_review():
     assert_valid_record({**_record(), "review": review})
 
 
-def test_every_flagged_field_needs_a_decision_and_the_reviewer_a_name():
+def test_every_flagged_field_needs_a_decision_and_the_review_a_reviewer():
     form = _form(
         decision__invoice_number="correct",
         value__invoice_number="  ",
         decision__total_amount="accept",
     )
     with pytest.raises(DecisionError) as raised:
-        build_review(_record(), form, "")
+        build_review(_record(), form, "ana")
     assert set(raised.value.problems) == {"invoice_number", "due_date"}
-    assert "null" in raised.value.problems["invoice_number"]
-    assert raised.value.reviewer
+    assert "not on the document" in raised.value.problems["invoice_number"]
+    with pytest.raises(ValueError, match="reviewer"):
+        build_review(_record(), form, " ")
 
 
 def test_display_value_round_trips_through_parse_value():
@@ -245,6 +303,128 @@ def _flagged_cells():
     )
 
 
+def _answer_each(record, schema=SCHEMA):
+    """A form that passes: accept, "accept anyway" what fails its schema, "not on the document"
+    (confirmed) what is required and has no value."""
+    form: dict[str, list[str]] = {}
+    nodes = record_nodes(record, schema)
+    for path in to_decide(record, schema):
+        node = nodes[path]
+        value = node.result.get("value")
+        if schema_problem(value, node.prop, schema):
+            form |= {f"decision.{path}": ["accept_anyway"], f"note.{path}": ["as printed"]}
+        elif value is None and node.required:
+            form |= {f"decision.{path}": ["absent"], f"confirm.{path}": ["yes"]}
+        else:
+            form[f"decision.{path}"] = ["accept"]
+    return form
+
+
+def test_a_value_that_fails_its_schema_is_accepted_only_anyway_and_with_a_note():
+    record = _flagged_cells()
+    form = _answer_each(record)
+    assert form["decision.lines[0].qty"] == ["accept_anyway"]
+    review = build_review(record, form, "ana", schema=SCHEMA)
+    assert review["notes"] == {"lines[0].qty": "as printed"}
+    assert "lines[0].qty" in review["accepted"]
+    assert_valid_record({**record, "review": review})
+    plain = {**form, "decision.lines[0].qty": ["accept"]}
+    with pytest.raises(DecisionError) as raised:
+        build_review(record, plain, "ana", schema=SCHEMA)
+    assert raised.value.problems == {
+        "lines[0].qty": "the extracted value fails the schema: the value must be bigger than or "
+        'equal to 1: correct it or "accept anyway"'
+    }
+    with pytest.raises(DecisionError, match="needs a note"):
+        build_review(record, {**form, "note.lines[0].qty": [" "]}, "ana", schema=SCHEMA)
+    # Required and not found: "not on the document" only once confirmed, never by accepting.
+    for answer in ({"decision.lines[2].amount": ["accept"]}, {"confirm.lines[2].amount": [""]}):
+        with pytest.raises(DecisionError) as raised:
+            build_review(record, {**form, **answer}, "ana", schema=SCHEMA)
+        assert list(raised.value.problems) == ["lines[2].amount"]
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [
+        ("322.50", 322.5),
+        ("$322.50", 322.5),
+        ("1,234.50", 1234.5),
+        ("300,00", 300.0),
+        ("1.234,50", 1234.5),
+        ("1 234,50", 1234.5),
+        ("EUR 12", 12),
+        ("322.50 USD", 322.5),
+        ("1,234", 1234),
+        ("-3", -3),
+    ],
+)
+def test_numbers_are_read_in_the_forms_people_type_them(text, number):
+    assert read_number(text) == number
+    assert type(read_number(text)) is type(number)
+
+
+@pytest.mark.parametrize("text", ["three hundred", "1,2,3", "1,234,50", "12a", "$", ""])
+def test_what_is_not_a_number_is_refused(text):
+    with pytest.raises(ValueError, match="not a number"):
+        read_number(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("2024-03-05", "2024-03-05"),
+        ("2024-3-5", "2024-03-05"),
+        ("2024/03/05", "2024-03-05"),
+        ("5 March 2024", "2024-03-05"),
+        ("Mar 5, 2024", "2024-03-05"),
+        ("25.12.2024", "2024-12-25"),
+        ("12/25/2024", "2024-12-25"),
+    ],
+)
+def test_dates_are_normalised_to_the_schema_format(text, date):
+    assert read_date(text) == date
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("03/04/2024", "ambiguous"), ("2024-02-30", "no such date"), ("soon", "not a date")],
+)
+def test_a_date_that_cannot_be_read_is_refused(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        read_date(text)
+
+
+def test_a_correction_is_read_by_its_type_and_checked_against_its_property_schema():
+    record = _record()
+    # The page's live check and the stored decision read the text the same way.
+    assert check_correction(record, INVOICE, "total_amount", "$1,234.50") == {
+        "shown": "read as 1234.5"
+    }
+    assert check_correction(record, INVOICE, "total_amount", "1234.5") == {}
+    assert "pattern" in check_correction(record, INVOICE, "invoice_number", "12345")["problem"]
+    form = _form(
+        decision__invoice_number="correct",
+        value__invoice_number="12345",  # a string with a pattern: not stored as a number
+        decision__due_date="correct",
+        value__due_date="March 5, 2024",
+        decision__total_amount="correct",
+        value__total_amount="300,00",
+    )
+    with pytest.raises(DecisionError) as raised:
+        build_review(record, form, "ana", schema=INVOICE)
+    assert list(raised.value.problems) == ["invoice_number"]
+    assert "the value must match pattern ^INV-[0-9]+$" in raised.value.problems["invoice_number"]
+    form["value.invoice_number"] = ["INV-12345"]
+    review = build_review(record, form, "ana", schema=INVOICE)
+    assert review["corrected"] == {
+        "invoice_number": "INV-12345",
+        "due_date": "2024-03-05",
+        "total_amount": 300.0,
+    }
+    assert review["outcome"] == "decided"
+
+
 def test_each_flagged_cell_is_decided_on_its_own_by_its_path():
     decide = to_decide(_flagged_cells(), SCHEMA)
     assert list(decide) == [
@@ -288,31 +468,39 @@ def test_corrected_cells_are_stored_by_path_and_parsed_by_their_column_type():
 @pytest.mark.parametrize(
     ("path", "text", "expected"),
     [
-        ("lines[2].amount", "twelve", "a number such as 12.5"),
-        ("lines[0].qty", "2.5", "a whole number such as 3"),
-        ("lines[0].qty", "true", "a whole number"),
+        ("lines[2].amount", "twelve", "not a number: type digits, e.g. 1234.50"),
+        ("lines[2].amount", "three hundred twenty-two fifty", "not a number"),
+        ("lines[0].qty", "2.5", "2.5 is not a whole number"),
+        ("lines[0].qty", "true", "not a whole number"),
+        ("lines[0].qty", "0", "fails the schema: the value must be bigger than or equal to 1"),
     ],
 )
 def test_a_value_its_column_cannot_hold_is_a_clear_error(path, text, expected):
-    form = {f"decision.{p}": ["accept"] for p in to_decide(_flagged_cells(), SCHEMA)}
+    form = _answer_each(_flagged_cells())
     form.update({f"decision.{path}": ["correct"], f"value.{path}": [text]})
     with pytest.raises(DecisionError) as raised:
         build_review(_flagged_cells(), form, "ana", schema=SCHEMA)
     assert list(raised.value.problems) == [path]
     assert expected in raised.value.problems[path]
-    assert "null" in raised.value.problems[path]
 
 
 def test_null_clears_a_cell_and_without_the_schema_values_are_read_as_json():
     record = _flagged_cells()
-    form = {f"decision.{p}": ["accept"] for p in to_decide(record, SCHEMA)}
+    form = _answer_each(record)
     form.update({"decision.lines[1].description": ["correct"]})
     form.update({"value.lines[1].description": ["null"]})
+    with pytest.raises(DecisionError, match="confirm"):
+        build_review(record, form, "a", schema=SCHEMA)  # a required column: confirm it
+    form["confirm.lines[1].description"] = ["yes"]
     assert build_review(record, form, "a", schema=SCHEMA)["corrected"] == {
-        "lines[1].description": None
+        "lines[1].description": None,
+        "lines[2].amount": None,
     }
     form["value.lines[1].description"] = ["300"]
-    assert build_review(record, form, "a")["corrected"] == {"lines[1].description": 300}
+    assert build_review(record, form, "a")["corrected"] == {
+        "lines[1].description": 300,
+        "lines[2].amount": None,
+    }
 
 
 def test_an_incomplete_list_is_decided_as_a_whole_with_what_was_expected():
@@ -442,6 +630,82 @@ def test_an_audit_sample_says_so_and_asks_for_every_field():
 
 
 # ---------------------------------------------------------------------- thresholds that applied
+
+
+def test_review_will_not_serve_a_page_that_signs_decisions_with_no_name(capsys):
+    assert main(["review", "--reviewer", " ", "--port", "0"]) == 2
+    assert "pass --reviewer NAME" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="reviewer"):
+        ReviewServer(None, reviewer="")  # type: ignore[arg-type]
+
+
+def test_the_page_shows_the_reviewer_and_has_no_box_to_change_it():
+    html = document_page(
+        _record(),
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+    )
+    assert 'reviewing as <b id="reviewer">ana</b>' in html
+    assert 'name="reviewer"' not in html
+
+
+def test_a_failed_document_offers_its_three_outcomes_and_the_schema_fields():
+    record = _failed()
+    html = document_page(
+        record,
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+    )
+    for outcome in ("entered_by_hand", "reprocess", "rejected"):
+        assert f'name="outcome" value="{outcome}"' in html
+    assert html.count('class="hand-entry') == len(INVOICE["properties"])
+    assert 'name="confirm.invoice_number"' in html  # required: empty needs confirming
+    assert 'name="confirm.customer_name"' not in html
+    assert "timeout: may succeed on a new try" in html  # doctriage reprocess's own advice
+    error = DecisionError({"outcome": "choose an outcome"})
+    refused = document_page(
+        record,
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+        error=error,
+        form={},
+    )
+    assert '<a href="#outcomes">outcome</a>: choose an outcome' in refused
+
+
+def test_a_value_failing_its_schema_is_offered_only_accept_anyway_with_a_note():
+    html = document_page(
+        _record(),
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        schema=INVOICE,
+    )
+    card = html.split('data-field="invoice_number"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'value="accept_anyway"' in card
+    assert 'value="accept"' not in card
+    assert 'name="note.invoice_number"' in card
+    assert "must match pattern" in card
+    total = html.split('data-field="total_amount"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'value="accept"' in total
+    assert 'value="absent"' in total
 
 
 def test_the_page_shows_each_fields_own_threshold_and_says_1_0_forces_review():

@@ -104,9 +104,78 @@
     function accept(index) {
       const card = cards[index];
       if (!card || !editable) return;
+      const anyway = card.querySelector("input[type=radio][value=accept_anyway]");
+      if (anyway) {  // a value that fails its schema: accept anyway needs a note
+        anyway.checked = true;
+        update();
+        card.querySelector("input[name^='note.']").focus();
+        return;
+      }
       card.querySelector("input[type=radio][value=accept]").checked = true;
       update();
       if (index < cards.length - 1) activate(index + 1);
+    }
+
+    function absent(index) {
+      const card = cards[index];
+      if (!card || !editable) return;
+      card.querySelector("input[type=radio][value=absent]").checked = true;
+      update();
+      const confirm = card.querySelector("input[name^='confirm.']");
+      if (confirm) confirm.focus();
+      else if (index < cards.length - 1) activate(index + 1);
+    }
+
+    // How each typed value is read, asked of the server as it is typed (the same reading the
+    // decision uses: one rule, in one place), shown beside the box before anything is stored.
+    const checkUrl = form ? form.getAttribute("action").replace(/decision$/, "check") : null;
+    const refused = new Map();  // input -> its problem
+
+    function checkLater(input) {
+      const reading = document.getElementById(input.getAttribute("aria-describedby"));
+      if (!reading || !checkUrl) return;
+      refused.delete(input);  // until the server has read the new text, the server decides
+      clearTimeout(input.checkTimer);
+      input.checkTimer = setTimeout(async () => {
+        const data = new URLSearchParams({ path: input.dataset.field, text: input.value });
+        try {
+          const response = await fetch(checkUrl, {
+            method: "POST", headers: { "X-Review-Token": token }, body: data,
+          });
+          const answer = await response.json();
+          reading.textContent = answer.problem || answer.shown || "";
+          reading.classList.toggle("refused", Boolean(answer.problem));
+          input.setAttribute("aria-invalid", answer.problem ? "true" : "false");
+          if (answer.problem) refused.set(input, answer.problem);
+          else refused.delete(input);
+        } catch (error) {
+          refused.delete(input);  // the server decides on submit
+        }
+      }, 150);
+    }
+
+    function chosen(input) {
+      const card = input.closest(".field-card");
+      if (card) return decision(card) === "correct";
+      const hand = document.querySelector("input[name=outcome][value=entered_by_hand]");
+      return Boolean(hand && hand.checked);
+    }
+
+    document.querySelectorAll(".correction[aria-describedby]").forEach((input) => {
+      input.addEventListener("input", () => {
+        const hand = input.closest(".hand-entry") &&
+          document.querySelector("input[name=outcome][value=entered_by_hand]");
+        if (hand) hand.checked = true;
+        checkLater(input);
+      });
+    });
+    if (form && editable) {
+      form.addEventListener("submit", (event) => {
+        const first = [...refused.keys()].find(chosen);
+        if (!first) return;
+        event.preventDefault();  // an invalid correction is never sent: its reason is beside it
+        first.focus();
+      });
     }
 
     function correct(index) {
@@ -180,6 +249,7 @@
         case "+": case "=": zoomBy(1); break;
         case "-": zoomBy(-1); break;
         case "0": zoomTo(1); break;
+        case "n": absent(current); break;
         default: return;
       }
       event.preventDefault();

@@ -256,6 +256,7 @@ class ResultsTable:
 
     def __init__(self, table_name: str, resource: Any = None) -> None:
         self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self.name = table_name
 
     @_transient_aws_errors
     def put_once(self, record: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
