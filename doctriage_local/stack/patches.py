@@ -3,7 +3,8 @@
 Each patch defers to the active stack (one per process, ``activate``/``deactivate``), or to the
 patched code's own behaviour when none runs:
 - Lambda: moto's invoke runs the handler in this process (doctriage_local.stack.functions);
-- time: Wait states and Retry intervals shrink by the stack's ``time_scale``;
+- time: Wait states, Retry intervals and task timeouts (a ``.waitForTaskToken`` task's
+  TimeoutSecondsPath) shrink by the stack's ``time_scale``;
 - S3 events carry the version id of a versioned bucket's object, as real S3's do;
 - powertools: EMF metric lines are kept on the stack (stdout belongs to the CLI), and the Logger
   keeps per-thread keys (Lambda runs one event per container; here invocations run concurrently).
@@ -87,7 +88,13 @@ def _patch_waits() -> None:
         def sleep(seconds: float) -> None:
             time.sleep(seconds * _time_scale())
 
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+
+    def timeout_body(self: Any, env: Any) -> None:
+        env.stack.append(self._eval_seconds(env=env) * _time_scale())
+
     WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    Timeout._eval_body = timeout_body  # type: ignore[method-assign]
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
 
 

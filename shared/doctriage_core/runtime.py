@@ -24,7 +24,9 @@ from doctriage_core.adapters.aws import (
     IntakeQueue,
     ResultsTable,
     ReviewQueue,
+    TaskTokens,
     UsageTable,
+    WebhookTable,
     Workflows,
 )
 from doctriage_core.config import (
@@ -33,13 +35,14 @@ from doctriage_core.config import (
     evaluate_settings,
     poll_settings,
     submit_settings,
+    webhook_settings,
 )
 from doctriage_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from doctriage_core.adapters.datalab import DatalabClient
     from doctriage_core.domain.documents import DocumentRef
-    from doctriage_core.workflow.submit import SubmitOutcome
+    from doctriage_core.workflow.submit import SubmitOutcome, Webhook
 
 __all__ = [
     "datalab_client",
@@ -52,7 +55,11 @@ __all__ = [
     "review_queue",
     "submit_settings",
     "submit_step",
+    "task_tokens",
     "usage_table",
+    "webhook_secret",
+    "webhook_settings",
+    "webhook_table",
     "workflows",
 ]
 
@@ -85,6 +92,8 @@ review_queue = _OnePerName(ReviewQueue)
 intake_queue = _OnePerName(IntakeQueue)
 workflows = _OnePerName(Workflows)
 usage_table = _OnePerName(UsageTable)
+webhook_table = _OnePerName(WebhookTable)
+task_tokens = _OnePerName(lambda _region: TaskTokens())
 
 _clients: dict[tuple[str, str, float], DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
@@ -123,6 +132,14 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
     return client
 
 
+def webhook_secret(secret_arn: str) -> str:
+    """The webhook secret (cached 5 min, as the key): "" or ``unset`` means webhooks are off."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
+    return value if isinstance(value, str) else ""
+
+
 def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], SubmitOutcome]:
     """workflow.submit.submit_upload with submit's adapters: (document, last_delivery)."""
     from doctriage_core.workflow.submit import submit_upload
@@ -137,10 +154,34 @@ def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], Submi
             review_queue=review_queue(settings.review_queue_url),
             workflows=workflows(settings.state_machine_arn),
             spending=usage_table(settings.usage_table),
+            webhook=_submit_webhook(settings),
             settings=settings,
         )
 
     return step
+
+
+def _submit_webhook(settings: SubmitSettings) -> Callable[[], Webhook | None]:
+    """What submit needs to ask for a webhook, or None while the secret is unset (read per
+    document, so putting Datalab's secret in turns webhooks on within the cache's 5 minutes)."""
+    from doctriage_core.workflow.submit import Webhook
+    from doctriage_core.workflow.webhook import webhook_secret_set
+
+    def current() -> Webhook | None:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        hook = settings.webhook
+        if hook is None:
+            return None
+        try:
+            secret = webhook_secret(hook.secret_arn)
+        except GetParameterError:  # an optimisation only: without it the documents are polled
+            return None
+        if not webhook_secret_set(secret):
+            return None
+        return Webhook(url=hook.url, arrivals=webhook_table(hook.table))
+
+    return current
 
 
 def reset() -> None:
@@ -153,6 +194,8 @@ def reset() -> None:
         intake_queue,
         workflows,
         usage_table,
+        webhook_table,
+        task_tokens,
     ):
         factory.cache_clear()
     for client in _clients.values():

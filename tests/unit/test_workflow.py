@@ -213,6 +213,7 @@ class FakeDatalab:
         content_type: str,
         page_schema: str,
         size: int | None = None,
+        webhook_url: str | None = None,
     ) -> FakeSubmission:
         data = b""
         while chunk := stream.read(64 * 1024):
@@ -224,6 +225,7 @@ class FakeDatalab:
                 "content_type": content_type,
                 "page_schema": page_schema,
                 "size": size,
+                "webhook_url": webhook_url,
             }
         )
         if self.submit_error is not None:
@@ -631,6 +633,7 @@ def test_after_the_backoff_the_poll_resubmits_the_same_upload_and_schema() -> No
         "content_type": "application/pdf",
         "page_schema": json.dumps(SCHEMA),
         "size": 50_000,
+        "webhook_url": None,  # a resubmitted document is polled: its new request has none
     }
     assert all(stream.was_closed for stream in store.opened)
     assert out["datalab"] == {
