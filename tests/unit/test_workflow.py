@@ -824,7 +824,13 @@ def _env(*, datalab: FakeDatalab | None = None, existing: set[str] | None = None
 
 
 def _submit(
-    env: Env, key: str, *, receive_count: int = 1, spending: Any = None, **settings: Any
+    env: Env,
+    key: str,
+    *,
+    receive_count: int = 1,
+    spending: Any = None,
+    webhook: Any = None,
+    **settings: Any,
 ) -> Any:
     def factory() -> FakeDatalab:
         env.factory_calls += 1
@@ -842,6 +848,7 @@ def _submit(
         workflows=env.workflows,
         settings=submit_settings,
         spending=spending,
+        webhook=lambda: webhook,
         now=Clock(T0),
         rng=random.Random(3),
     )
@@ -1584,3 +1591,50 @@ def test_a_records_pages_and_cents_are_counted_by_document_before_it_is_stored()
         )
     assert spending.added == [("doc-1", "day#2025-06-15", "month#2025-06", 2, 2.0)] * 2
     assert env.results.put_calls == 2
+
+
+class FakeRegistrations:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.registered: list[tuple[str, str]] = []
+        self.error = error
+
+    def register(self, request_id: str, document_id: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.registered.append((request_id, document_id))
+
+    def expect(self, request_id: str, task_token: str) -> bool:
+        raise AssertionError("submit never waits")
+
+    def arrive(self, request_id: str, at: str) -> str:
+        raise AssertionError("submit never receives a webhook")
+
+
+def test_with_webhooks_on_submit_asks_for_one_and_the_workflow_waits_for_it() -> None:
+    from doctriage_core.workflow.submit import Webhook
+
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    registrations = FakeRegistrations()
+    hook = Webhook(url="https://hook.example/", arrivals=registrations)
+    outcome = _submit(env, "incoming/invoice/a.pdf", webhook=hook)
+    [sent] = env.datalab.submitted
+    assert sent["webhook_url"] == "https://hook.example/"
+    assert registrations.registered == [("req-1", outcome.document_id)]
+    [(_, state)] = env.workflows.started
+    assert state["webhook_wait_seconds"] == 120  # a small file: the floor
+    assert 9 <= state["scores_first_wait_seconds"] <= 11
+
+
+def test_a_request_that_could_not_be_registered_is_polled_not_sent_again() -> None:
+    from doctriage_core.workflow.submit import Webhook
+
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    failing = FakeRegistrations(errors.AwsUnavailable("DynamoDB throttled"))
+    hook = Webhook(url="https://hook.example/", arrivals=failing)
+    outcome = _submit(env, "incoming/invoice/a.pdf", webhook=hook)
+    assert outcome.outcome == "started"
+    assert len(env.datalab.submitted) == 1
+    [(_, state)] = env.workflows.started
+    assert "webhook_wait_seconds" not in state  # the state machine polls as without webhooks
