@@ -171,11 +171,12 @@ class StackOperations:
 
     def execution_history(self, document_id: str) -> list[dict[str, Any]]:
         """Every event of the execution named ``document_id``, following nextToken."""
+        return self.history(self._execution_arn(document_id))
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """Every event of an execution, following nextToken."""
         sfn = self.client("stepfunctions")
-        kwargs: dict[str, Any] = {
-            "executionArn": self._execution_arn(document_id),
-            "maxResults": 1000,
-        }
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
         events: list[dict[str, Any]] = []
         while True:
             page = sfn.get_execution_history(**kwargs)

@@ -149,7 +149,7 @@ class Watcher:
                     stage = Stage("uploaded", f"submit retrying: {line.get('reason')}")
                     observation.stages[document_id] = [stage]
                 continue
-            stages = stages_from_history(self._history(execution["executionArn"]))
+            stages = stages_from_history(self.stack.history(execution["executionArn"]))
             new = stages[self._reported.get(document_id, 0) :]
             self._reported[document_id] = len(stages)
             observation.stages[document_id] = new
@@ -158,17 +158,6 @@ class Watcher:
         for line in retrying.values():
             self._notice_from_submit(line, observation)
         return observation
-
-    def _history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self.stack.client("stepfunctions")
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-        events: list[dict[str, Any]] = []
-        while True:
-            page = sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
 
     def _submit_retries(self, pending: set[str]) -> dict[str, dict[str, Any]]:
         """Submit's latest "will retry" log line for each pending document (workflow/intake)."""

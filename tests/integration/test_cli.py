@@ -102,8 +102,8 @@ def test_demo_at_audit_rate_one_queues_every_auto_sample_as_an_audit(capsys):
     status = main([*argv, "--parameter-overrides", "AuditSampleRate=1"])
     out = capsys.readouterr().out
     assert status == 0
-    # three auto samples and the flagged one
-    assert "review queue: 4 message(s)" in out
+    # three auto samples and the two flagged ones (globex, initech's failed sum check)
+    assert "review queue: 5 message(s)" in out
     assert out.count("(complete, auto, audit sample: every field to decide)") == 3
 
 

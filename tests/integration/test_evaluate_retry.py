@@ -86,6 +86,7 @@ def test_a_retried_evaluate_keeps_the_record_and_resends_the_review_message(stac
         "status": "complete",
         "review_status": "needs_review",
         "flags": record["flags"],
+        "cost_cents": record["datalab"]["cost_cents"],
     }
 
     assert stack.record(document_id) == record  # unchanged, field for field

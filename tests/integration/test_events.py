@@ -165,6 +165,7 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
         "status": "complete",
         "review_status": "auto",
         "flags": [],
+        "cost_cents": 1.0,  # as the event's poll status says
     }
     record = stack.record(document_id)
     assert record is not None
@@ -173,6 +174,8 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
         "request_id": datalab["request_id"],
         "result_key": status["result_key"],
         "submissions": 1,
+        "cost_cents": 1.0,
+        "page_count": 1,
     }
     assert record["source"]["version_id"] is None  # as the event says
     assert record["fields"]["invoice_number"]["value"] == "INV-1042"
@@ -220,6 +223,7 @@ def test_evaluate_failure_event_matches_a_real_catch_and_records_the_failure(sta
         "status": "failed",
         "review_status": "needs_review",
         "flags": ["extraction_failed:result_expired"],
+        "cost_cents": None,
     }
     record = stack.record(document["document_id"])
     assert record is not None

@@ -114,6 +114,7 @@ def test_evaluate_failure_event_records_the_failure(stack, lambda_context):
         "status": "failed",
         "review_status": "needs_review",
         "flags": ["extraction_failed:result_expired"],
+        "cost_cents": None,
     }
 
 

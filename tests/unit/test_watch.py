@@ -119,14 +119,8 @@ class FakeStack:
     def executions(self):
         return [{"name": name, "executionArn": name} for name in self.histories]
 
-    def client(self, service):
-        histories = self.histories
-
-        class StepFunctions:
-            def get_execution_history(self, executionArn, maxResults):
-                return {"events": histories[executionArn]}
-
-        return StepFunctions()
+    def history(self, execution_arn):
+        return self.histories[execution_arn]
 
 
 def retry_line(document_id: str, reason: str, error: str) -> dict:
