@@ -93,8 +93,23 @@ def _patch_waits() -> None:
     def timeout_body(self: Any, env: Any) -> None:
         env.stack.append(self._eval_seconds(env=env) * _time_scale())
 
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (  # noqa: E501
+        StateTaskService,
+    )
+
+    original_before = StateTaskService._before_eval_execution
+
+    def before_eval_execution(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        # A task that timed out before its worker thread got here (a short scaled timeout on a
+        # loaded machine) has an ended frame, where every eval is skipped: moto would record a
+        # TaskScheduled event with the state input as its timeout, which breaks
+        # GetExecutionHistory. An abandoned attempt records nothing.
+        if env.is_running():
+            original_before(self, env, *args, **kwargs)
+
     WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
     Timeout._eval_body = timeout_body  # type: ignore[method-assign]
+    StateTaskService._before_eval_execution = before_eval_execution  # type: ignore[method-assign]
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
 
 
