@@ -13,6 +13,13 @@ under a second) is left out of both loops alike.
 Cost model, Step Functions Standard: every poll is three transitions (Wait, Poll task, Choice);
 each execution adds FIXED_TRANSITIONS (Evaluate and the end state). Express: per execution a
 request charge plus its duration at 64 MB in 100 ms steps; a Wait in Express is billed time.
+
+With webhooks (the third column): Datalab's webhook arrives WEBHOOK_DELAY after completion
+(log-normal, median 1 s), or never for WEBHOOK_LOST of the documents. The workflow waits on it up
+to the real ``webhook_timeout_seconds``; on time, the first score poll comes the real
+``scores_first_wait_seconds`` after it, then the adaptive loop as above (phase unscored); lost or
+late, the adaptive loop takes over at the timeout as if nothing had been polled. Datalab requests
+count the submit too. Transitions add WEBHOOK_TRANSITIONS (the Choice and the waiting task).
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from doctriage_core.domain.poll_policy import (
     DEFAULT_POLICY,
     PollObservation,
     PollPolicy,
     next_wait_seconds,
+    scores_first_wait_seconds,
+    webhook_timeout_seconds,
 )
 
 SEED = 20_250_601
@@ -45,6 +54,10 @@ SCORING_DEADLINE = 300  # after first seeing complete
 TARGET_TRANSITION_RATIO = 0.25
 TARGET_MIN_ALLOWANCE = 5.0
 TARGET_ALLOWANCE_FRACTION = 0.10
+WEBHOOK_DELAY_MEDIAN = 1.0  # s after completion; log-normal, sigma 1, clipped to [0.1 s, 30 s]
+WEBHOOK_LOST = 0.02  # of documents: Datalab retries 5xx and timeouts, yet one may never come
+WEBHOOK_TRANSITIONS = 2  # "Webhook Expected?" and "Wait For Webhook"
+TARGET_REQUESTS = 4.0  # Datalab requests per document, the submit included (issue 15)
 
 
 @dataclass(frozen=True)
@@ -112,10 +125,18 @@ def make_documents(n: int, rng: random.Random, workload: Workload = MIXED) -> li
 WaitFn = Callable[[PollObservation], int]
 
 
-def simulate(doc: Document, wait: WaitFn) -> Outcome:
-    t = 0.0
+def simulate(
+    doc: Document,
+    wait: WaitFn,
+    *,
+    start: float = 0.0,
+    first_wait: float | None = None,
+) -> Outcome:
+    """The adaptive (or fixed) loop from ``start``; ``first_wait`` replaces its first wait
+    (after a webhook: the wait before the first score poll)."""
+    t = start
     polls = 0
-    phase: str = "submitted"
+    phase: str = "submitted" if start == 0 else "processing"
     polls_in_phase = 0
     complete_seen: float | None = None
     while True:
@@ -137,7 +158,7 @@ def simulate(doc: Document, wait: WaitFn) -> Outcome:
                 size_bytes=doc.size_bytes,
                 seconds_to_deadline=PROCESSING_DEADLINE - t,
             )
-        t += wait(obs)
+        t += first_wait if first_wait is not None and polls == 0 else wait(obs)
         polls += 1
         if t >= doc.scored_at:
             if complete_seen is None:
@@ -158,6 +179,19 @@ def simulate(doc: Document, wait: WaitFn) -> Outcome:
             return Outcome(polls, math.inf, t, timed_out=True)
 
 
+def simulate_webhook(
+    doc: Document, wait: WaitFn, policy: PollPolicy, rng: random.Random
+) -> Outcome:
+    """Wait on the webhook (or its timeout), then poll as ``simulate`` does."""
+    timeout = webhook_timeout_seconds(doc.size_bytes, policy, PROCESSING_DEADLINE)
+    delay = min(30.0, max(0.1, rng.lognormvariate(math.log(WEBHOOK_DELAY_MEDIAN), 1.0)))
+    lost = rng.random() < WEBHOOK_LOST
+    arrives = doc.processing + delay
+    if lost or arrives >= timeout:
+        return simulate(doc, wait, start=float(timeout), first_wait=0.0)
+    return simulate(doc, wait, start=arrives, first_wait=scores_first_wait_seconds(policy, rng))
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -167,6 +201,7 @@ def percentile(values: Sequence[float], p: float) -> float:
 @dataclass(frozen=True)
 class Summary:
     polls: float
+    requests: float  # Datalab requests: the polls and the submit
     transitions: float
     standard_usd_per_1000: float
     delay_p50: float
@@ -179,10 +214,12 @@ class Summary:
     timed_out: int  # past the processing deadline: no delay, still counted in the costs
 
 
-def summarise(docs: Sequence[Document], outcomes: Sequence[Outcome]) -> Summary:
+def summarise(
+    docs: Sequence[Document], outcomes: Sequence[Outcome], extra_transitions: int = 0
+) -> Summary:
     n = len(outcomes)
     polls = sum(o.polls for o in outcomes) / n
-    transitions = TRANSITIONS_PER_POLL * polls + FIXED_TRANSITIONS
+    transitions = TRANSITIONS_PER_POLL * polls + FIXED_TRANSITIONS + extra_transitions
     done = [(d, o) for d, o in zip(docs, outcomes, strict=True) if not o.timed_out]
     delays = [o.delay for _, o in done]
     ratios = [o.delay / d.allowance for d, o in done]
@@ -195,6 +232,7 @@ def summarise(docs: Sequence[Document], outcomes: Sequence[Outcome]) -> Summary:
         express += billed * EXPRESS_GB * EXPRESS_USD_PER_GB_SECOND
     return Summary(
         polls=polls,
+        requests=polls + 1,
         transitions=transitions,
         standard_usd_per_1000=transitions * STANDARD_USD_PER_TRANSITION * 1_000,
         delay_p50=percentile(delays, 50),
@@ -214,6 +252,7 @@ class Result:
     docs: list[Document]
     fixed: Summary
     adaptive: Summary
+    webhook: Summary
 
     @property
     def transition_ratio(self) -> float:
@@ -227,6 +266,11 @@ class Result:
             and self.adaptive.timed_out <= self.fixed.timed_out
         )
 
+    @property
+    def webhook_passed(self) -> bool:
+        """Issue 15's goal: <= 4 Datalab requests a document, the same delay target."""
+        return self.webhook.requests <= TARGET_REQUESTS and self.webhook.ratio_p95 <= 1.0
+
 
 def run(
     workload: Workload = MIXED,
@@ -238,11 +282,22 @@ def run(
     jitter = random.Random(seed + 1)
     fixed = [simulate(d, lambda _obs: FIXED_INTERVAL) for d in docs]
     adaptive = [simulate(d, lambda obs: next_wait_seconds(obs, policy, jitter)) for d in docs]
-    return Result(workload, docs, summarise(docs, fixed), summarise(docs, adaptive))
+    hooks = random.Random(seed + 2)
+    webhook = [
+        simulate_webhook(d, lambda obs: next_wait_seconds(obs, policy, jitter), policy, hooks)
+        for d in docs
+    ]
+    return Result(
+        workload,
+        docs,
+        summarise(docs, fixed),
+        summarise(docs, adaptive),
+        summarise(docs, webhook, WEBHOOK_TRANSITIONS),
+    )
 
 
 def report(result: Result) -> None:
-    docs, fixed, adaptive = result.docs, result.fixed, result.adaptive
+    docs, fixed, adaptive, hook = result.docs, result.fixed, result.adaptive, result.webhook
     proc = [d.processing for d in docs]
     lags = [d.lag for d in docs]
     pages = [d.pages for d in docs]
@@ -252,53 +307,42 @@ def report(result: Result) -> None:
         f" processing p5/p50/p95/max {_ps(proc, '.0f', 5)} s;"
         f" scoring lag p5/p50/p95/max {_ps(lags, '.0f', 5)} s"
     )
-    rows: list[tuple[str, str, str]] = [
-        ("polls (Datalab GETs) per document", f"{fixed.polls:.1f}", f"{adaptive.polls:.1f}"),
-        (
+    loops = (fixed, adaptive, hook)
+
+    def row(label: str, shown: Callable[[Summary], str]) -> tuple[str, ...]:
+        return (label, *(shown(summary) for summary in loops))
+
+    rows = [
+        row("polls (Datalab GETs) per document", lambda s: f"{s.polls:.1f}"),
+        row("Datalab requests per document (+ submit)", lambda s: f"{s.requests:.1f}"),
+        row(
             f"Standard transitions per document (3/poll + {FIXED_TRANSITIONS})",
-            f"{fixed.transitions:.1f}",
-            f"{adaptive.transitions:.1f}",
+            lambda s: f"{s.transitions:.1f}",
         ),
-        (
-            "Standard cost per 1,000 documents",
-            f"${fixed.standard_usd_per_1000:.3f}",
-            f"${adaptive.standard_usd_per_1000:.3f}",
-        ),
-        (
+        row("Standard cost per 1,000 documents", lambda s: f"${s.standard_usd_per_1000:.3f}"),
+        row(
             "detection delay p50 / p95 / max",
-            f"{fixed.delay_p50:.1f} / {fixed.delay_p95:.1f} / {fixed.delay_max:.0f} s",
-            f"{adaptive.delay_p50:.1f} / {adaptive.delay_p95:.1f} / {adaptive.delay_max:.0f} s",
+            lambda s: f"{s.delay_p50:.1f} / {s.delay_p95:.1f} / {s.delay_max:.0f} s",
         ),
-        (
-            "p95 over documents of delay / allowance",
-            f"{fixed.ratio_p95:.2f}",
-            f"{adaptive.ratio_p95:.2f}",
-        ),
-        (
-            "documents within allowance",
-            f"{fixed.within_allowance:.1%}",
-            f"{adaptive.within_allowance:.1%}",
-        ),
-        (
-            "Express cost per 1,000 documents",
-            f"${fixed.express_usd_per_1000:.3f}",
-            f"${adaptive.express_usd_per_1000:.3f}",
-        ),
-        (
-            "executions longer than Express's 5 min",
-            f"{fixed.over_express_limit:.1%}",
-            f"{adaptive.over_express_limit:.1%}",
-        ),
-        ("past the 1 h processing deadline", str(fixed.timed_out), str(adaptive.timed_out)),
+        row("p95 over documents of delay / allowance", lambda s: f"{s.ratio_p95:.2f}"),
+        row("documents within allowance", lambda s: f"{s.within_allowance:.1%}"),
+        row("Express cost per 1,000 documents", lambda s: f"${s.express_usd_per_1000:.3f}"),
+        row("executions longer than Express's 5 min", lambda s: f"{s.over_express_limit:.1%}"),
+        row("past the 1 h processing deadline", lambda s: str(s.timed_out)),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"   {'':{width}}  {'fixed 2 s':>20}  {'adaptive':>20}")
-    for label, a, b in rows:
-        print(f"   {label:{width}}  {a:>20}  {b:>20}")
+    print(f"   {'':{width}}  {'fixed 2 s':>20}  {'adaptive':>20}  {'adaptive + webhook':>20}")
+    for label, *shown in rows:
+        print(f"   {label:{width}}  " + "  ".join(f"{v:>20}" for v in shown))
     print(
         f"   target: transitions {result.transition_ratio:.1%} of fixed (<= "
         f"{TARGET_TRANSITION_RATIO:.0%}); p95 delay / allowance {adaptive.ratio_p95:.2f} (<= 1)"
         f" -> {'PASS' if result.passed else 'FAIL'}"
+    )
+    print(
+        f"   webhook goal: {hook.requests:.1f} Datalab requests a document (<= "
+        f"{TARGET_REQUESTS:.0f}, the submit included; {adaptive.requests:.1f} without); p95 delay"
+        f" / allowance {hook.ratio_p95:.2f} (<= 1) -> {'PASS' if result.webhook_passed else 'FAIL'}"
     )
 
 
@@ -319,6 +363,15 @@ def main() -> int:
     print()
     mixed = run(MIXED)
     report(mixed)
+    # What the webhook goal would take: score polls further apart than the delay target allows.
+    sparse = replace(DEFAULT_POLICY, scoring_wait=15.0, scoring_cap=30.0)
+    relaxed = run(MIXED, sparse).webhook
+    print(
+        f"   (scores come 9-67 s (p5-p95) after the webhook, and the 5 s allowance floor asks for"
+        f"\n    a score poll about every 5 s while they are due: <= {TARGET_REQUESTS:.0f} requests"
+        f"\n    needs them every 15 s: {relaxed.requests:.1f} requests, p95 delay"
+        f" {relaxed.delay_p95:.0f} s, p95 delay / allowance {relaxed.ratio_p95:.2f})"
+    )
     print()
     short = run(SHORT)
     report(short)
@@ -331,7 +384,13 @@ def main() -> int:
     print(
         "Express bills duration, not transitions, so it costs about the same with either loop;"
         "\nan execution past 5 minutes must hand over to a new one (counted as one more request per"
-        "\n5 min) or run under a Standard parent."
+        "\n5 min) or run under a Standard parent. Express has no .waitForTaskToken: with webhooks"
+        "\nit would wait in a short Wait loop reading the webhook's mark in DynamoDB (its cost,"
+        "\nduration, is what the webhook column shows)."
+    )
+    print(
+        f"webhooks: {WEBHOOK_LOST:.0%} of webhooks lost, the rest {WEBHOOK_DELAY_MEDIAN:.0f} s"
+        " (median) after completion."
     )
     print(
         f"{'PASS' if mixed.passed else 'FAIL'} (target on the mixed workload)  "

@@ -142,8 +142,9 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def datalab_environment() -> dict[str, str]:
-    """DATALAB_API_URL and DATALAB_API_KEY, checked: {} for the built-in emulator, else both.
+def datalab_environment() -> dict[str, str | None]:
+    """DATALAB_API_URL and DATALAB_API_KEY, checked: {} for the built-in emulator, else both
+    (and DATALAB_WEBHOOK_SECRET, which turns webhook-assisted waiting on).
 
     ConfigurationError unless the URL is https (http only on a loopback host: 127.0.0.1,
     localhost, ::1) and a key is set with it: the functions would refuse it anyway, but only
@@ -161,7 +162,8 @@ def datalab_environment() -> dict[str, str]:
         raise ConfigurationError(f"{exc} (DATALAB_API_URL={_shown(url)})") from None
     if not key:
         raise ConfigurationError("DATALAB_API_URL is set but DATALAB_API_KEY is not")
-    return {"datalab_api_url": url, "datalab_api_key": key}
+    secret = os.environ.get("DATALAB_WEBHOOK_SECRET", "").strip()
+    return {"datalab_api_url": url, "datalab_api_key": key, "webhook_secret": secret or None}
 
 
 def _shown(url: str) -> str:

@@ -26,6 +26,7 @@ Fault kinds:
   malformed                              extraction_schema_json is not valid JSON
   drop_row                               the last row of each table is left out, scores as high
                                          as ever (so only a minItems or x-checks sum catches it)
+  webhook_lost                           the job's webhook is never sent (Datalab's may not come)
 Request faults (submit_*, poll_*, auth) fire per matching request; job faults (the rest) are
 fixed when a matching document is submitted (one rule per kind: a job can be pending *and* get
 null placeholders).
@@ -68,6 +69,13 @@ the score it reports, by a plausible wrong one, deterministically per (filename,
 of tables one by one (seeding.py says how). ``SEEDED_ERROR_RATES`` is the set `doctriage demo`
 and `doctriage eval --seeded-errors` use; without it every value is read as printed, which the
 tests that expect exact sample values rely on.
+Webhooks, as Datalab's: a submit with ``webhook_url`` gets a POST there ``webhook_delay_seconds``
+after processing completes, ``{"request_id", "request_check_url", "webhook_secret"}`` with
+``webhook_secret`` (Datalab's account secret; "" sends no webhooks). A 5xx answer, a timeout
+(``webhook_timeout_seconds``) or a refused connection is retried (``webhook_attempts`` in all,
+1 s doubling between them); a 4xx is not. ``stats`` counts ``webhook_posts`` (attempts),
+``webhooks_delivered`` (2xx), ``webhooks_refused`` (4xx) and ``webhooks_lost`` (given up, or
+dropped by the ``webhook_lost`` fault).
 
 ``result_padding_bytes`` makes every ``json`` result at least about that much larger: the block
 tree's ``metadata`` gets marker-style ``page_stats`` entries (block counts per page), as a long
@@ -95,6 +103,7 @@ JOB_FAULTS = frozenset(
         "expire",
         "malformed",
         "drop_row",
+        "webhook_lost",
     }
 )
 FAULT_KINDS = SUBMIT_FAULTS | POLL_FAULTS | JOB_FAULTS | {"auth"}
@@ -130,6 +139,10 @@ class EmulatorConfig:
     cents_per_page: float = 0.6
     nested_scores: str = "array"  # how tables are scored: one of NESTED_SCORES (module docstring)
     seeded_errors: dict[int, float] = field(default_factory=dict)  # score -> error rate; {}: off
+    webhook_secret: str = "emulator-webhook-secret"  # noqa: S105 (the emulator's own; "": none)
+    webhook_delay_seconds: float = 0.5  # after completion
+    webhook_attempts: int = 5
+    webhook_timeout_seconds: float = 30.0  # Datalab waits up to 30 s for the answer
 
     def __post_init__(self) -> None:
         if self.max_pages_in_flight is not None and self.max_pages_in_flight < 1:

@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
+from urllib.request import Request, urlopen
 
 from .config import JOB_FAULTS, POLL_FAULTS, SUBMIT_FAULTS, EmulatorConfig, FaultRule
 from .document import (
@@ -145,6 +147,10 @@ class DatalabEmulator:
             "page_rate_limited_jobs": [],  # (request_id, filename) of each
             "max_pages_in_flight_seen": 0,
             "faults_injected": 0,
+            "webhook_posts": 0,
+            "webhooks_delivered": 0,
+            "webhooks_refused": 0,
+            "webhooks_lost": 0,
             "submissions": [],
         }
         self._stopping = threading.Event()
@@ -318,18 +324,54 @@ class DatalabEmulator:
             for stale in [k for k, j in self._jobs.items() if j.expire_at <= now]:
                 del self._jobs[stale]
         path = f"{EXTRACT_PATH}/{request_id}"
+        check_url = f"{self._check_base()}{path}"
+        webhook = form.get("webhook_url")
+        if webhook is not None and self.config.webhook_secret:
+            self._send_webhook_later(
+                webhook.data.decode("utf-8", errors="replace"), request_id, check_url, job
+            )
         return Reply(
             200,
             {
                 "success": True,
                 "error": None,
                 "request_id": request_id,
-                "request_check_url": (
-                    path if "relative_check_url" in faults else f"{self._check_base()}{path}"
-                ),
+                "request_check_url": path if "relative_check_url" in faults else check_url,
                 "versions": {},
             },
         )
+
+    def _send_webhook_later(self, url: str, request_id: str, check_url: str, job: _Job) -> None:
+        if "webhook_lost" in job.faults:
+            self._count("webhooks_lost")
+            return
+        body = json.dumps(
+            {
+                "request_id": request_id,
+                "request_check_url": check_url,
+                "webhook_secret": self.config.webhook_secret,
+            }
+        ).encode()
+        scale = self.config.time_scale
+
+        def send() -> None:
+            due = job.complete_at + self.config.webhook_delay_seconds * scale - self._clock()
+            if self._stopping.wait(max(0.0, due)):
+                return
+            for attempt in range(self.config.webhook_attempts):
+                if attempt and self._stopping.wait(2 ** (attempt - 1) * scale):
+                    return
+                self._count("webhook_posts")
+                status = _post(url, body, self.config.webhook_timeout_seconds * scale)
+                if 200 <= status < 300:
+                    self._count("webhooks_delivered")
+                    return
+                if 400 <= status < 500:
+                    self._count("webhooks_refused")
+                    return
+            self._count("webhooks_lost")
+
+        threading.Thread(target=send, name=f"webhook-{request_id}", daemon=True).start()
 
     def _claimed_pages(self, filename: str, real: int) -> int:
         for part, pages in self.config.claimed_pages.items():
@@ -643,6 +685,19 @@ def _page_limits(form: dict[str, Part]) -> Reply | tuple[set[int] | None, int | 
             return _invalid("max_pages", "Input should be a positive integer", text, "int_parsing")
         max_pages = int(text)
     return pages, max_pages
+
+
+def _post(url: str, body: bytes, timeout: float) -> int:
+    """POST a webhook: the answer's status, 0 for no answer (refused, timed out)."""
+    headers = {"Content-Type": "application/json"}
+    request = Request(url, data=body, method="POST", headers=headers)  # noqa: S310 (the given URL)
+    try:
+        with urlopen(request, timeout=max(0.1, timeout)) as answer:  # noqa: S310
+            return int(answer.status)
+    except HTTPError as exc:
+        return int(exc.code)
+    except (URLError, OSError):
+        return 0
 
 
 def _request_id(counter: int, content: bytes) -> str:

@@ -18,6 +18,7 @@ import boto3
 
 import doctriage_local.stack.iam as iam_local
 import doctriage_local.stack.patches as patches
+from doctriage_local.stack.function_urls import FunctionUrls
 from doctriage_local.stack.functions import (
     EventSourceMappings,
     InProcessLambda,
@@ -50,11 +51,14 @@ class LocalStack(StackOperations):
         self.functions = self.resources.functions
         self.role_credentials = self.resources.role_credentials
         self.lambda_ = InProcessLambda(self.functions, self.role_credentials)
+        self.function_urls = FunctionUrls(self.lambda_.invoke)
+        self.resources.function_urls = self.function_urls
         self.invocations = self.lambda_.invocations  # by logical id
         self._mappings = EventSourceMappings(self.lambda_, self.client, self.options.region)
         self.emulator: Any = None
         self.datalab_api_url = ""
         self.datalab_api_key = ""
+        self.webhook_secret = ""  # Datalab's (the emulator's own, or DATALAB_WEBHOOK_SECRET)
         self.endpoint_url: str | None = None
         self._mock: Any = None
         self._server: Any = None
@@ -94,6 +98,7 @@ class LocalStack(StackOperations):
         self.resources.create(
             datalab_api_url=self.datalab_api_url,
             datalab_api_key=self.datalab_api_key,
+            webhook_secret=self.webhook_secret,
             parameters=self.options.parameters,
             human_review_threshold=self.options.human_review_threshold,
         )
@@ -109,6 +114,7 @@ class LocalStack(StackOperations):
 
     def stop(self) -> None:
         self._mappings.stop()
+        self.function_urls.stop()
         with contextlib.suppress(Exception):
             from doctriage_core import runtime
 
@@ -145,6 +151,7 @@ class LocalStack(StackOperations):
         if self.options.datalab_api_url:
             self.datalab_api_url = self.options.datalab_api_url.rstrip("/")
             self.datalab_api_key = self.options.datalab_api_key or ""
+            self.webhook_secret = self.options.webhook_secret or ""
             return
         from doctriage_local.emulator import DatalabEmulator, EmulatorConfig
 
@@ -153,6 +160,7 @@ class LocalStack(StackOperations):
         self.emulator = DatalabEmulator(config, port=self.options.emulator_port).start()
         self.datalab_api_url = self.emulator.url
         self.datalab_api_key = self.emulator.api_key
+        self.webhook_secret = self.options.webhook_secret or config.webhook_secret or ""
 
     def _start_moto(self) -> None:
         from moto import mock_aws

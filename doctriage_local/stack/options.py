@@ -11,6 +11,9 @@ class StackOptions:
     time_scale: float = 1.0
     datalab_api_url: str | None = None  # None: start the built-in emulator
     datalab_api_key: str | None = None
+    # Datalab's webhook secret: with it, webhook-assisted waiting is on. None: the emulator's own
+    # (EmulatorConfig.webhook_secret; "" there turns webhooks off), or off with an outside API.
+    webhook_secret: str | None = None
     emulator: Any = None  # an EmulatorConfig; its time_scale is set from ours
     human_review_threshold: float | None = None
     region: str = "us-east-1"

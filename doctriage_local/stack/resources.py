@@ -20,6 +20,7 @@ from botocore.credentials import Credentials
 
 import doctriage_local.stack.iam as iam_local
 from doctriage_local.paths import PROJECT_ROOT
+from doctriage_local.stack.function_urls import FunctionUrls
 from doctriage_local.stack.functions import Function
 from doctriage_local.template import (
     function_properties,
@@ -56,6 +57,9 @@ class Resources:
         self.role_credentials: dict[str, Credentials] = {}  # by role logical id
         self.state_machine_role = ""
         self.datalab_api_key = ""
+        self.webhook_secret = ""
+        # Serves the functions' URLs (FunctionUrlConfig); set by the stack that invokes them.
+        self.function_urls: FunctionUrls | None = None
 
     def resolve(self, value: Any) -> Any:
         """``value`` with its intrinsics (Ref, GetAtt, Sub, ...) resolved to local names."""
@@ -84,6 +88,9 @@ class Resources:
             return self.arns[resource]
         if attribute in ("Name", "QueueName") and resource in self.arns:
             return self.arns[resource].rsplit(":", 1)[-1]
+        function = resource.removesuffix("Url")  # SAM names a function's URL <LogicalId>Url
+        if attribute == "FunctionUrl" and function in self.physical and self.function_urls:
+            return self.function_urls.url_for(self.physical[function])
         raise KeyError(f"template GetAtt {resource}.{attribute} is not available locally")
 
     def _arn(self, service: str, resource: str) -> str:
@@ -98,6 +105,7 @@ class Resources:
         datalab_api_url: str,
         datalab_api_key: str,
         parameters: dict[str, Any],
+        webhook_secret: str = "",
         human_review_threshold: float | None,
     ) -> None:
         """Every resource of the template, in dependency order; then the roles' policies."""
@@ -109,6 +117,7 @@ class Resources:
             self.params["HumanReviewThreshold"] = human_review_threshold
         self.params["DatalabApiUrl"] = datalab_api_url
         self.datalab_api_key = datalab_api_key
+        self.webhook_secret = webhook_secret
         self._create_queues()
         self._create_tables()
         self._create_secrets()
@@ -171,10 +180,16 @@ class Resources:
 
     def _create_secrets(self) -> None:
         secrets = self.client("secretsmanager")
-        for logical_id in resources_of_type(self.template, "AWS::SecretsManager::Secret"):
-            arn = secrets.create_secret(
-                Name=f"{PREFIX}-{logical_id}", SecretString=self.datalab_api_key or "unset"
-            )["ARN"]
+        for logical_id, res in resources_of_type(
+            self.template, "AWS::SecretsManager::Secret"
+        ).items():
+            # The one with a placeholder SecretString is the webhook secret; the other the key.
+            placeholder = res.get("Properties", {}).get("SecretString")
+            if placeholder is not None:
+                value = self.webhook_secret or placeholder
+            else:
+                value = self.datalab_api_key or "unset"
+            arn = secrets.create_secret(Name=f"{PREFIX}-{logical_id}", SecretString=value)["ARN"]
             self.physical[logical_id] = self.arns[logical_id] = arn
 
     def _create_buckets(self) -> None:

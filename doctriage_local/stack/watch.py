@@ -63,6 +63,7 @@ def stages_from_history(events: Iterable[dict[str, Any]]) -> list[Stage]:
     for event in events:
         if "stateEnteredEventDetails" in event:
             state = event["stateEnteredEventDetails"]["name"]
+            failure = None  # a Retry stays in its state: a new state is past any failure
         elif "stateExitedEventDetails" in event:
             details = event["stateExitedEventDetails"]
             if details["name"] == CHECK_STATE:
@@ -85,8 +86,12 @@ def _stage(
 ) -> Stage:
     if failure is not None and state == CHECK_STATE:
         return Stage("retrying", f"{failure[0]}: {failure[1]}")
-    if state in (None, "Wait For Processing"):
+    if state in (None, "Webhook Expected?", "Wait For Processing"):
         return Stage("submitted")
+    if state == "Wait For Webhook":
+        return Stage("processing", "until Datalab's webhook says complete")
+    if state == "Wait For Scores":
+        return Stage("waiting for scores", "Datalab's webhook said complete")
     if state == "Evaluate Fields":
         return Stage("evaluating")
     if state in ("Record Failure", "Failure Recorded"):

@@ -21,9 +21,11 @@ __all__ = [
     "EvaluateSettings",
     "PollSettings",
     "SubmitSettings",
+    "WebhookSettings",
     "evaluate_settings",
     "poll_settings",
     "submit_settings",
+    "webhook_settings",
 ]
 
 
@@ -34,6 +36,16 @@ class DatalabSettings:
     timeout_seconds: float = 30.0
     # The team's shared request budget (DatalabRequestsPerMinute); 0: no budget kept.
     requests_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook-assisted waiting: the table the webhook and the workflow meet on, the secret
+    Datalab sends in each webhook's body, and (submit only) the URL Datalab is given."""
+
+    table: str
+    secret_arn: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,8 @@ class SubmitSettings:
     datalab: DatalabSettings
     # The spend guard (DailyPageBudget, MonthlyBudgetCents); off when neither is set.
     budget: Budget = field(default_factory=Budget)
+    # None: no webhook is asked for (the template always sets it; bare test environments may not).
+    webhook: WebhookSettings | None = None
     human_review_threshold: float = 0.85
     # The lowest review threshold an upload's metadata may ask for (MinimumUploadThreshold).
     minimum_upload_threshold: float = 0.0
@@ -154,11 +168,28 @@ def submit_settings() -> SubmitSettings:
             daily_pages=_budget_limit("DAILY_PAGE_BUDGET"),
             monthly_cents=_budget_limit("MONTHLY_BUDGET_CENTS"),
         ),
+        webhook=_submit_webhook(),
         human_review_threshold=human_review_threshold,
         minimum_upload_threshold=minimum_upload_threshold,
         max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
         retry_window_seconds=_number("SUBMIT_RETRY_WINDOW_SECONDS", 86400, low=0, high=1209600),
         time_scale=_time_scale(),
+    )
+
+
+def _submit_webhook() -> WebhookSettings | None:
+    url = os.environ.get("WEBHOOK_URL", "").strip()
+    if not url:
+        return None
+    return WebhookSettings(
+        table=_required("WEBHOOK_TABLE"), secret_arn=_required("WEBHOOK_SECRET_ARN"), url=url
+    )
+
+
+@cache
+def webhook_settings() -> WebhookSettings:
+    return WebhookSettings(
+        table=_required("WEBHOOK_TABLE"), secret_arn=_required("WEBHOOK_SECRET_ARN")
     )
 
 
@@ -188,5 +219,5 @@ def evaluate_settings() -> EvaluateSettings:
 
 def clear() -> None:
     """Forget the cached settings (the next read sees the environment as it is then)."""
-    for read in (submit_settings, poll_settings, evaluate_settings):
+    for read in (submit_settings, poll_settings, evaluate_settings, webhook_settings):
         read.cache_clear()

@@ -219,6 +219,11 @@ class WaitingForRequests(HeldForBudget):
     no alarm: it is how a burst queues instead of provoking 429s."""
 
 
+class WebhookArrivedFirst(RuntimeError):
+    """Not a failure: Datalab's webhook for the request came before the workflow began waiting
+    for it. The state machine catches it by name and goes straight on to the score polls."""
+
+
 _BASES = (DoctriageError, TransientError, PermanentError)
 
 
@@ -236,10 +241,12 @@ def _concrete(base: type[DoctriageError]) -> tuple[type[DoctriageError], ...]:
 
 TRANSIENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(TransientError)
 PERMANENT_ERRORS: tuple[type[DoctriageError], ...] = _concrete(PermanentError)
-# Errors for the operator or the DLQ, not a document's state: the third and last registry.
+# Errors for the operator, the DLQ or the state machine's routing, not a document's state: the
+# third and last registry.
 OPERATIONAL_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     MalformedMessage,
     HeldForBudget,
     WaitingForRequests,
+    WebhookArrivedFirst,
 )

@@ -79,5 +79,19 @@ class Datalab(Protocol):
         content_type: str,
         page_schema: str,
         size: int | None = None,
+        webhook_url: str | None = None,
     ) -> SubmissionLike: ...
     def check(self, check_url: str) -> dict[str, Any]: ...
+
+
+class WebhookArrivals(Protocol):
+    """Per Datalab request: registered at submit, its task token, its webhook's arrival."""
+
+    def register(self, request_id: str, document_id: str) -> None: ...
+    def expect(self, request_id: str, task_token: str) -> bool: ...  # False: arrived already
+    # "unknown" | "duplicate" | the waiting task's token ("" when no one waits yet)
+    def arrive(self, request_id: str, at: str) -> str: ...
+
+
+class TaskTokens(Protocol):
+    def succeed(self, task_token: str, output: dict[str, Any]) -> bool: ...  # False: gone

@@ -25,7 +25,9 @@ from doctriage_core.adapters.aws import (
     RequestBudgetTable,
     ResultsTable,
     ReviewQueue,
+    TaskTokens,
     UsageTable,
+    WebhookTable,
     Workflows,
 )
 from doctriage_core.config import (
@@ -34,13 +36,14 @@ from doctriage_core.config import (
     evaluate_settings,
     poll_settings,
     submit_settings,
+    webhook_settings,
 )
 from doctriage_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from doctriage_core.adapters.datalab import DatalabClient
     from doctriage_core.domain.documents import DocumentRef
-    from doctriage_core.workflow.submit import SubmitOutcome
+    from doctriage_core.workflow.submit import SubmitOutcome, Webhook
 
 __all__ = [
     "datalab_client",
@@ -54,7 +57,11 @@ __all__ = [
     "review_queue",
     "submit_settings",
     "submit_step",
+    "task_tokens",
     "usage_table",
+    "webhook_secret",
+    "webhook_settings",
+    "webhook_table",
     "workflows",
 ]
 
@@ -88,6 +95,8 @@ intake_queue = _OnePerName(IntakeQueue)
 workflows = _OnePerName(Workflows)
 usage_table = _OnePerName(UsageTable)
 request_budget = _OnePerName(RequestBudgetTable)
+webhook_table = _OnePerName(WebhookTable)
+task_tokens = _OnePerName(lambda _region: TaskTokens())
 
 _clients: dict[tuple[str, str, float], DatalabClient] = {}
 # A Lambda container runs one event at a time; the local stack runs handlers on many threads
@@ -126,6 +135,14 @@ def datalab_client(settings: DatalabSettings) -> DatalabClient:
     return client
 
 
+def webhook_secret(secret_arn: str) -> str:
+    """The webhook secret (cached 5 min, as the key): "" or ``unset`` means webhooks are off."""
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE_SECONDS)
+    return value if isinstance(value, str) else ""
+
+
 def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], SubmitOutcome]:
     """workflow.submit.submit_upload with submit's adapters: (document, last_delivery)."""
     from doctriage_core.workflow.submit import submit_upload
@@ -141,10 +158,34 @@ def submit_step(settings: SubmitSettings) -> Callable[[DocumentRef, bool], Submi
             workflows=workflows(settings.state_machine_arn),
             spending=usage_table(settings.usage_table),
             requests=request_budget(settings.usage_table),
+            webhook=_submit_webhook(settings),
             settings=settings,
         )
 
     return step
+
+
+def _submit_webhook(settings: SubmitSettings) -> Callable[[], Webhook | None]:
+    """What submit needs to ask for a webhook, or None while the secret is unset (read per
+    document, so putting Datalab's secret in turns webhooks on within the cache's 5 minutes)."""
+    from doctriage_core.workflow.submit import Webhook
+    from doctriage_core.workflow.webhook import webhook_secret_set
+
+    def current() -> Webhook | None:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        hook = settings.webhook
+        if hook is None:
+            return None
+        try:
+            secret = webhook_secret(hook.secret_arn)
+        except GetParameterError:  # an optimisation only: without it the documents are polled
+            return None
+        if not webhook_secret_set(secret):
+            return None
+        return Webhook(url=hook.url, arrivals=webhook_table(hook.table))
+
+    return current
 
 
 def reset() -> None:
@@ -158,6 +199,8 @@ def reset() -> None:
         workflows,
         usage_table,
         request_budget,
+        webhook_table,
+        task_tokens,
     ):
         factory.cache_clear()
     for client in _clients.values():

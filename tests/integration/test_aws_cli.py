@@ -74,7 +74,13 @@ def test_ready_line_names_a_local_endpoint_and_the_resources(up):
     assert ready["region"] == "us-east-1"
     assert ready["pid"] == up.process.pid
     assert ready["time_scale"] == 0.01
-    assert set(ready["functions"]) == {"SubmitFunction", "PollFunction", "EvaluateFunction"}
+    assert set(ready["functions"]) == {
+        "SubmitFunction",
+        "PollFunction",
+        "EvaluateFunction",
+        "WebhookFunction",
+        "AwaitWebhookFunction",
+    }
     buckets = [b["Name"] for b in up.aws("s3api", "list-buckets")["Buckets"]]
     assert ready["bucket"] in buckets
 

@@ -29,7 +29,8 @@ ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 def deadline_stack():
     options = StackOptions(
         time_scale=TIME_SCALE,
-        emulator=EmulatorConfig(),
+        # No webhooks: the deadlines of the poll loop itself (test_webhooks.py has the wait).
+        emulator=EmulatorConfig(webhook_secret=""),
         environment={
             "PROCESSING_DEADLINE_SECONDS": str(PROCESSING_DEADLINE),
             "SCORING_DEADLINE_SECONDS": str(SCORING_DEADLINE),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
 import pytest
@@ -134,8 +135,11 @@ def test_submit_poll_and_evaluate_events_take_one_document_to_its_record(stack, 
     real_evaluate_inputs = _lambda_inputs(stack, document_id, "EvaluateFunction")
     assert real_poll_inputs
     assert len(real_evaluate_inputs) == 1
-    assert _shape(poll_event) == _shape(real_poll_inputs[0])
-    assert _shape(evaluate_event) == _shape(real_evaluate_inputs[0])
+    # The events are of a workflow without webhooks; here they were on (the emulator's secret),
+    # which adds the webhook's keys: the poll and evaluate steps read none of them.
+    assert "webhook_wait_seconds" in real_poll_inputs[0]
+    assert _shape(poll_event) == _shape(_without_webhook(real_poll_inputs[0]))
+    assert _shape(evaluate_event) == _shape(_without_webhook(real_evaluate_inputs[0]))
 
     # poll.json, pointed at submit.json's document and the Datalab request submit made (the
     # file's are made-up ones).
@@ -192,7 +196,7 @@ def test_evaluate_failure_event_matches_a_real_catch_and_records_the_failure(sta
     stack.finished_execution(real["document_id"])
     real_input = _lambda_inputs(stack, real["document_id"], "EvaluateFunction")[-1]
     # "poll" is there only when an earlier check succeeded, which depends on timing.
-    assert _shape({**event, "poll": None}) == _shape({**real_input, "poll": None})
+    assert _shape({**event, "poll": None}) == _shape({**_without_webhook(real_input), "poll": None})
     assert _shape(event["poll"]) == _shape(
         {
             "ready": 0,
@@ -246,10 +250,27 @@ def _expected_environment(stack, logical_id):
     def ref(name):
         return stack.physical[name] if name in stack.physical else defaults[name]
 
-    return resolve(variables, ref, lambda resource, attribute: stack.arns[resource])
+    def get_att(resource, attribute):
+        return stack.resources.resolve({"Fn::GetAtt": [resource, attribute]})
+
+    return resolve(variables, ref, get_att)
 
 
-@pytest.mark.parametrize("logical_id", ["SubmitFunction", "PollFunction", "EvaluateFunction"])
+def _without_webhook(state: dict[str, Any]) -> dict[str, Any]:
+    webhook_keys = {"webhook_wait_seconds", "scores_first_wait_seconds", "webhook"}
+    return {k: v for k, v in state.items() if k not in webhook_keys}
+
+
+@pytest.mark.parametrize(
+    "logical_id",
+    [
+        "SubmitFunction",
+        "PollFunction",
+        "EvaluateFunction",
+        "WebhookFunction",
+        "AwaitWebhookFunction",
+    ],
+)
 def test_env_json_sets_each_variable_template_yaml_declares_as_up_does(stack, logical_id):
     env = _load("env.json")
     functions = resources_of_type(stack.template, "AWS::Serverless::Function")
@@ -265,7 +286,11 @@ def test_env_json_sets_each_variable_template_yaml_declares_as_up_does(stack, lo
             assert value == f"http://127.0.0.1:{UP_DATALAB_PORT}"
         elif name == "AWS_ENDPOINT_URL":  # should the template declare it (docs/local-stack.md)
             assert value == f"http://127.0.0.1:{UP_PORT}"
-        elif name == "DATALAB_API_KEY_SECRET_ARN":
+        elif name == "WEBHOOK_URL":
+            # The function URL's port is picked when the stack starts (Datalab, not a function
+            # in Docker, is what calls it): only its path is fixed.
+            assert urlsplit(value).path == urlsplit(wanted).path
+        elif name.endswith("_SECRET_ARN"):
             # The secret's name (its ARN ends in a random suffix); GetSecretValue takes either.
             assert wanted.rsplit(":", 1)[1].startswith(f"{value}-")
             secret = stack.client("secretsmanager").get_secret_value(SecretId=value)

@@ -53,7 +53,13 @@ def _role_of(function: str) -> str:
 
 
 def test_the_transform_makes_the_roles_we_check():
-    assert set(FUNCTIONS) == {"SubmitFunction", "PollFunction", "EvaluateFunction"}
+    assert set(FUNCTIONS) == {
+        "SubmitFunction",
+        "PollFunction",
+        "EvaluateFunction",
+        "WebhookFunction",
+        "AwaitWebhookFunction",
+    }
     assert "DocumentStateMachineRole" in ROLES
 
 
@@ -168,13 +174,52 @@ def test_submit_may_find_its_workflows_and_tell_a_missing_upload_from_a_forbidde
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["incoming/*", "schemas/*"]}}
 
 
-def test_the_state_machine_may_invoke_only_poll_and_evaluate():
+def test_the_state_machine_may_invoke_only_its_three_tasks():
     invoked = [
         s["Resource"]
         for s in _statements("DocumentStateMachineRole")
         if "lambda:InvokeFunction" in _as_list(s["Action"])
     ]
     assert sorted(r["Fn::Sub"][1]["functionName"]["Ref"] for r in invoked) == [
+        "AwaitWebhookFunction",
         "EvaluateFunction",
         "PollFunction",
+    ]
+
+
+def _granted(role: str) -> dict[str, list[Any]]:
+    """Every action the role is granted, with the resources it is granted on."""
+    granted: dict[str, list[Any]] = {}
+    for statement in _statements(role):
+        for action in _as_list(statement["Action"]):
+            granted.setdefault(action, []).extend(_as_list(statement["Resource"]))
+    return granted
+
+
+def test_the_webhook_reads_its_own_secret_and_never_the_datalab_key():
+    # Its URL is public (the body's secret is the auth): it holds nothing a caller could misuse.
+    assert _granted("WebhookRole") == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["WebhookLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["WebhookLogGroup", "Arn"]}],
+        "secretsmanager:GetSecretValue": [{"Ref": "WebhookSecret"}],
+        "dynamodb:UpdateItem": [{"Fn::GetAtt": ["WebhookTable", "Arn"]}],
+        "states:SendTaskSuccess": [{"Ref": "DocumentStateMachine"}],
+    }
+    assert _granted("AwaitWebhookRole") == {
+        "logs:CreateLogStream": [{"Fn::GetAtt": ["AwaitWebhookLogGroup", "Arn"]}],
+        "logs:PutLogEvents": [{"Fn::GetAtt": ["AwaitWebhookLogGroup", "Arn"]}],
+        "dynamodb:UpdateItem": [{"Fn::GetAtt": ["WebhookTable", "Arn"]}],
+    }
+    key_readers = [
+        role
+        for role in ROLES
+        if {"Ref": "DatalabApiKeySecret"} in _granted(role).get("secretsmanager:GetSecretValue", [])
+    ]
+    assert sorted(key_readers) == ["PollRole", "SubmitRole"]
+
+
+def test_only_the_webhook_has_a_public_url():
+    urls = resources_of_type(TRANSFORMED, "AWS::Lambda::Url")
+    assert [u["Properties"]["TargetFunctionArn"] for u in urls.values()] == [
+        {"Ref": "WebhookFunction"}
     ]

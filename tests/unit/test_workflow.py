@@ -213,6 +213,7 @@ class FakeDatalab:
         content_type: str,
         page_schema: str,
         size: int | None = None,
+        webhook_url: str | None = None,
     ) -> FakeSubmission:
         data = b""
         while chunk := stream.read(64 * 1024):
@@ -224,6 +225,7 @@ class FakeDatalab:
                 "content_type": content_type,
                 "page_schema": page_schema,
                 "size": size,
+                "webhook_url": webhook_url,
             }
         )
         if self.submit_error is not None:
@@ -631,6 +633,7 @@ def test_after_the_backoff_the_poll_resubmits_the_same_upload_and_schema() -> No
         "content_type": "application/pdf",
         "page_schema": json.dumps(SCHEMA),
         "size": 50_000,
+        "webhook_url": None,  # a resubmitted document is polled: its new request has none
     }
     assert all(stream.was_closed for stream in store.opened)
     assert out["datalab"] == {
@@ -821,7 +824,13 @@ def _env(*, datalab: FakeDatalab | None = None, existing: set[str] | None = None
 
 
 def _submit(
-    env: Env, key: str, *, receive_count: int = 1, spending: Any = None, **settings: Any
+    env: Env,
+    key: str,
+    *,
+    receive_count: int = 1,
+    spending: Any = None,
+    webhook: Any = None,
+    **settings: Any,
 ) -> Any:
     def factory() -> FakeDatalab:
         env.factory_calls += 1
@@ -839,6 +848,7 @@ def _submit(
         workflows=env.workflows,
         settings=submit_settings,
         spending=spending,
+        webhook=lambda: webhook,
         now=Clock(T0),
         rng=random.Random(3),
     )
@@ -1673,3 +1683,53 @@ def test_no_budget_kept_asks_no_table() -> None:
     assert out["phase"] == "processing"
     assert len(datalab.checked) == 1
     assert budget.asked == []
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+class FakeRegistrations:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.registered: list[tuple[str, str]] = []
+        self.error = error
+
+    def register(self, request_id: str, document_id: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.registered.append((request_id, document_id))
+
+    def expect(self, request_id: str, task_token: str) -> bool:
+        raise AssertionError("submit never waits")
+
+    def arrive(self, request_id: str, at: str) -> str:
+        raise AssertionError("submit never receives a webhook")
+
+
+def test_with_webhooks_on_submit_asks_for_one_and_the_workflow_waits_for_it() -> None:
+    from doctriage_core.workflow.submit import Webhook
+
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    registrations = FakeRegistrations()
+    hook = Webhook(url="https://hook.example/", arrivals=registrations)
+    outcome = _submit(env, "incoming/invoice/a.pdf", webhook=hook)
+    [sent] = env.datalab.submitted
+    assert sent["webhook_url"] == "https://hook.example/"
+    assert registrations.registered == [("req-1", outcome.document_id)]
+    [(_, state)] = env.workflows.started
+    assert state["webhook_wait_seconds"] == 120  # a small file: the floor
+    assert 9 <= state["scores_first_wait_seconds"] <= 11
+
+
+def test_a_request_that_could_not_be_registered_is_polled_not_sent_again() -> None:
+    from doctriage_core.workflow.submit import Webhook
+
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    failing = FakeRegistrations(errors.AwsUnavailable("DynamoDB throttled"))
+    hook = Webhook(url="https://hook.example/", arrivals=failing)
+    outcome = _submit(env, "incoming/invoice/a.pdf", webhook=hook)
+    assert outcome.outcome == "started"
+    assert len(env.datalab.submitted) == 1
+    [(_, state)] = env.workflows.started
+    assert "webhook_wait_seconds" not in state  # the state machine polls as without webhooks

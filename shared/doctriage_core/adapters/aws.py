@@ -482,3 +482,71 @@ class Workflows:
                 return False
             raise
         return True
+
+
+class WebhookTable:
+    """One item per Datalab request sent with a webhook_url: registered by submit, the waiting
+    task's token stored by the workflow, the webhook's arrival marked by the webhook function.
+    Conditional writes make the token and the arrival meet exactly once, in either order."""
+
+    # Past Datalab's one hour of results and any webhook retry.
+    ITEM_DAYS = 2
+
+    def __init__(self, table_name: str, resource: Any = None) -> None:
+        self._table = (resource or boto3.resource("dynamodb")).Table(table_name)
+
+    @_transient_aws_errors
+    def register(self, request_id: str, document_id: str) -> None:
+        expires = int(time.time()) + self.ITEM_DAYS * 86400
+        self._table.put_item(
+            Item={"request_id": request_id, "document_id": document_id, "expires_at": expires}
+        )
+
+    @_transient_aws_errors
+    def expect(self, request_id: str, task_token: str) -> bool:
+        """Store the token; False when the webhook has arrived already (no one will send it)."""
+        item = self._table.update_item(
+            Key={"request_id": request_id},
+            UpdateExpression="SET task_token = :token",
+            ExpressionAttributeValues={":token": task_token},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return "completed_at" not in item
+
+    @_transient_aws_errors
+    def arrive(self, request_id: str, at: str) -> str:
+        try:
+            item = self._table.update_item(
+                Key={"request_id": request_id},
+                UpdateExpression="SET completed_at = :at",
+                ConditionExpression="attribute_exists(request_id) AND "
+                "attribute_not_exists(completed_at)",
+                ExpressionAttributeValues={":at": at},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )["Attributes"]
+        except ClientError as exc:
+            if _error_code(exc) != "ConditionalCheckFailedException":
+                raise
+            return "duplicate" if exc.response.get("Item") else "unknown"
+        return str(item.get("task_token") or "")
+
+
+class TaskTokens:
+    """Ends a Step Functions task that waits for a token (``.waitForTaskToken``)."""
+
+    _GONE = {"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"}
+
+    def __init__(self, client: Any = None) -> None:
+        self._sfn: Any = client or boto3.client("stepfunctions")
+
+    @_transient_aws_errors
+    def succeed(self, task_token: str, output: dict[str, Any]) -> bool:
+        """False when the task is no longer waiting (timed out into polling, or ended)."""
+        try:
+            self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
+        except ClientError as exc:
+            if _error_code(exc) in self._GONE:
+                return False
+            raise
+        return True

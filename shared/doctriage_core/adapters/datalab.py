@@ -138,16 +138,21 @@ class DatalabClient:
         content_type: str,
         page_schema: str,
         size: int | None = None,
+        webhook_url: str | None = None,
     ) -> Submission:
         """Start a ``fast`` extraction of ``stream``; return the request id and check URL.
 
         The file is streamed in 64 KiB reads, so memory does not grow with its size. With
-        ``size`` the body gets a Content-Length; without it, chunked transfer encoding.
+        ``size`` the body gets a Content-Length; without it, chunked transfer encoding. With
+        ``webhook_url`` Datalab POSTs there when processing completes.
         """
         if not _CONTENT_TYPE.match(content_type):
             raise ValueError("content_type must be printable ASCII")
+        fields = {"page_schema": page_schema, "extraction_mode": "fast", "output_format": "json"}
+        if webhook_url:
+            fields["webhook_url"] = webhook_url
         body = MultipartBody(
-            fields={"page_schema": page_schema, "extraction_mode": "fast", "output_format": "json"},
+            fields=fields,
             file_field="file",
             filename=filename,
             content_type=content_type,

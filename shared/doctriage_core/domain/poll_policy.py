@@ -18,6 +18,12 @@ three: Poll task, Choice, Wait) and Datalab rate-limits requests per key. So:
   once into the same limit;
 * scored on the very poll that first said ``complete``, which carries no cost yet (Datalab
   fills ``cost_breakdown`` in on a later fetch), wait a moment for one more fetch of the bill;
+* with a webhook (Datalab POSTs when processing completes), no poll before it: the workflow waits
+  on the webhook up to ``webhook_timeout_seconds`` (a generous multiple of the expected time, so
+  a lost webhook costs latency, never a document, and a slow document is not polled early), then
+  falls back to the loop above; after the webhook, the first score poll comes
+  ``scores_first_wait_seconds`` later (scores follow ``complete`` by seconds to a minute), then
+  the unscored cadence;
 * jitter spreads polls of documents uploaded together; ``Retry-After`` is a floor; the deadline
   is a ceiling (deadline + 1 s, so the poll after the wait sees it passed).
 """
@@ -65,6 +71,14 @@ class PollPolicy:
     throttle_jitter: float = 0.5
     # Scored, but the cost not filled in yet: the wait before the one fetch more for the bill.
     billing_wait: float = 1.0
+    # Webhook-assisted waiting: wait for the webhook up to ``webhook_timeout_factor`` times the
+    # expected processing time, between the floor and the cap; then poll as without a webhook.
+    webhook_timeout_factor: float = 4.0
+    webhook_timeout_min: float = 120.0
+    webhook_timeout_cap: float = 1800.0
+    # After the webhook: the first score poll this long after it (scores are never there at
+    # once: Datalab scores after ``complete``), then the unscored cadence.
+    scores_first_wait: float = 10.0
     # +- this fraction of every wait, so documents submitted together do not poll together.
     jitter: float = 0.1
     min_wait: int = 1
@@ -166,6 +180,29 @@ def _model_wait(obs: PollObservation, policy: PollPolicy) -> float:
     if obs.phase == "billing":
         return policy.billing_wait
     return min(policy.scoring_cap, max(policy.scoring_wait, policy.scoring_fraction * expected))
+
+
+def webhook_timeout_seconds(
+    size_bytes: int | None,
+    policy: PollPolicy = DEFAULT_POLICY,
+    seconds_to_deadline: float | None = None,
+) -> int:
+    """Whole seconds to wait for Datalab's webhook before falling back to polling."""
+    expected = expected_processing_seconds(None, size_bytes, policy)
+    wait = policy.webhook_timeout_factor * expected
+    wait = min(policy.webhook_timeout_cap, max(policy.webhook_timeout_min, wait))
+    if seconds_to_deadline is not None:
+        wait = min(wait, max(1.0, seconds_to_deadline))
+    return max(1, math.ceil(wait))
+
+
+def scores_first_wait_seconds(
+    policy: PollPolicy = DEFAULT_POLICY, rng: random.Random | None = None
+) -> int:
+    """Whole seconds from the webhook to the first score poll (jittered as every wait)."""
+    draw = rng.random() if rng is not None else random.random()
+    wait = policy.scores_first_wait * (1 + policy.jitter * (2 * draw - 1))
+    return max(policy.min_wait, math.floor(wait + 0.5))
 
 
 REDELIVERY_BASE_SECONDS = 30

@@ -278,7 +278,8 @@ def _fetch_cost(poll: _Poll, datalab: Datalab) -> PollStatus:
 
 def _resubmit(poll: _Poll, *, datalab: Datalab, store: Store) -> PollStatus:
     """Send a throttled document to Datalab again: the same upload version, the same schema
-    version, the same parameters as submit; the status then polls the new request."""
+    version, the same parameters as submit; the status then polls the new request (no webhook:
+    the workflow is in its poll loop already)."""
     state = poll.state
     document = DocumentRef.from_state(state["document"])
     raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))

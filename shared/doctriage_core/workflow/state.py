@@ -40,7 +40,14 @@ class DatalabRequest(TypedDict):
     submissions: int
 
 
-class WorkflowInput(TypedDict):
+class _WebhookWait(TypedDict, total=False):
+    # Present only when submit asked Datalab for a webhook: the state machine then waits for it
+    # up to webhook_wait_seconds, and polls for scores scores_first_wait_seconds after it.
+    webhook_wait_seconds: int
+    scores_first_wait_seconds: int
+
+
+class WorkflowInput(_WebhookWait):
     document: DocumentState
     schema: SchemaRef
     upload_threshold: float | None

@@ -27,7 +27,12 @@ from doctriage_core.domain.documents import (
     doc_type_from_key,
     schema_key_for,
 )
-from doctriage_core.domain.poll_policy import PollObservation, next_wait_seconds
+from doctriage_core.domain.poll_policy import (
+    PollObservation,
+    next_wait_seconds,
+    scores_first_wait_seconds,
+    webhook_timeout_seconds,
+)
 from doctriage_core.domain.request_budget import window_at
 from doctriage_core.domain.schemas import document_threshold, load_schema, parse_threshold
 from doctriage_core.domain.timeline import iso_utc
@@ -40,6 +45,7 @@ from doctriage_core.ports import (
     Starter,
     Store,
     SubmissionLike,
+    WebhookArrivals,
 )
 from doctriage_core.workflow.finish import fail_document
 from doctriage_core.workflow.state import WorkflowInput
@@ -50,6 +56,14 @@ class SubmitOutcome:
     document_id: str
     outcome: str  # "started" | "duplicate" | "failed"
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Webhook-assisted waiting, when on: the URL Datalab is given, where requests register."""
+
+    url: str
+    arrivals: WebhookArrivals
 
 
 class _PrefixedStream:
@@ -76,6 +90,7 @@ def send_document(
     store: Store,
     datalab: Datalab,
     size: int | None,
+    webhook_url: str | None = None,
 ) -> SubmissionLike:
     """Stream one upload (by its version) to Datalab with the schema: the one way both submit
     and a page-rate resubmit send a document, so a resubmit asks for exactly what submit did.
@@ -92,6 +107,7 @@ def send_document(
             content_type=content_type_for(document.key),
             page_schema=json.dumps(schema),
             size=size,
+            webhook_url=webhook_url,
         )
     finally:
         body.close()
@@ -125,6 +141,16 @@ def _upload_threshold(metadata: dict[str, str], settings: SubmitSettings) -> flo
     return threshold
 
 
+def _registered(hook: Webhook, request_id: str, document_id: str) -> bool:
+    """Register the request for its webhook. The document is at Datalab already: on an AWS
+    failure here it is polled without the webhook rather than sent again."""
+    try:
+        hook.arrivals.register(request_id, document_id)
+    except (errors.AwsUnavailable, errors.ConfigError):
+        return False
+    return True
+
+
 def _check_budget(budget: Budget, spending: Spending, now: float) -> None:
     periods = Periods.at(now)
     pages, cents = spending.spent(periods.day, periods.month)
@@ -145,6 +171,7 @@ def submit_upload(
     settings: SubmitSettings,
     spending: Spending | None = None,
     requests: RequestBudget | None = None,
+    webhook: Callable[[], Webhook | None] = lambda: None,
     now: Callable[[], float] = time.time,
     rng: random.Random | None = None,
 ) -> SubmitOutcome:
@@ -154,7 +181,9 @@ def submit_upload(
     the queue allows: that one records the document as failed instead of losing it to the DLQ.
     Over the spend guard's budget (``spending`` and ``settings.budget``) nothing is sent:
     HeldForBudget propagates, and intake keeps the message; so does WaitingForRequests when the
-    team's shared request budget (``requests``) has nothing left this moment.
+    team's shared request budget (``requests``) has nothing left this moment. With ``webhook``
+    on, Datalab is given its URL and the workflow waits for it (``webhook_wait_seconds``) before
+    polling.
     """
     threshold = settings.human_review_threshold
     try:
@@ -189,7 +218,15 @@ def submit_upload(
             raise errors.WaitingForRequests(
                 "the Datalab team's request budget is used up for now", retry_after=wait
             )
-        submission = send_document(document, schema, store=store, datalab=datalab(), size=info.size)
+        hook = webhook()
+        submission = send_document(
+            document,
+            schema,
+            store=store,
+            datalab=datalab(),
+            size=info.size,
+            webhook_url=hook.url if hook else None,
+        )
     except errors.ConfigError as exc:
         # A setting no document can succeed without (the Datalab URL or key): recorded as failed
         # with the reason rather than left to cycle its deliveries into the DLQ unseen.
@@ -222,5 +259,8 @@ def submit_upload(
         "submitted_at": iso_utc(now()),
         "first_wait_seconds": first_wait,
     }
+    if hook is not None and _registered(hook, submission.request_id, document.document_id):
+        state["webhook_wait_seconds"] = webhook_timeout_seconds(info.size)
+        state["scores_first_wait_seconds"] = scores_first_wait_seconds(rng=rng)
     started = workflows.start(document.document_id, state)
     return SubmitOutcome(document.document_id, "started" if started else "duplicate")

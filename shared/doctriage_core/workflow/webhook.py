@@ -1,0 +1,80 @@
+"""Webhook-assisted waiting: Datalab's webhook ends the workflow's wait for processing.
+
+Two steps meet on one item per Datalab request (ports.WebhookArrivals), in either order:
+``await_webhook`` (the state machine's ``.waitForTaskToken`` task) stores the task token;
+``receive_webhook`` (the webhook function behind its URL) checks the secret, marks the request
+complete once, and sends the token when someone waits. When the webhook came first, the waiting
+step raises WebhookArrivedFirst and the state machine goes on at once. A webhook that never
+comes is the task's timeout: the state machine falls back to the poll loop.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from doctriage_core import errors
+from doctriage_core.domain.timeline import iso_utc
+from doctriage_core.ports import TaskTokens, WebhookArrivals
+
+# What the webhook secret holds until an operator puts Datalab's there: webhooks off.
+UNSET_SECRET = "unset"  # noqa: S105 (a placeholder, not a secret)
+
+
+def webhook_secret_set(secret: str | None) -> bool:
+    return bool(secret and secret.strip() and secret.strip() != UNSET_SECRET)
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    status: int
+    message: str
+
+
+def receive_webhook(
+    body: str,
+    *,
+    secret: str,
+    arrivals: WebhookArrivals,
+    tasks: TaskTokens,
+    now: Callable[[], float] = time.time,
+) -> WebhookAnswer:
+    """Datalab's POST ``{request_id, request_check_url, webhook_secret}``.
+
+    401 for a wrong or missing secret, 403 for a request this stack did not send, 400 for a body
+    that is not that JSON object (Datalab retries none of these); 200 for the first arrival and
+    for a duplicate alike, the duplicate changing nothing. AWS failures propagate (5xx: Datalab
+    retries).
+    """
+    try:
+        payload: Any = json.loads(body)
+    except ValueError:
+        return WebhookAnswer(400, "the body is not JSON")
+    if not isinstance(payload, dict):
+        return WebhookAnswer(400, "the body is not a JSON object")
+    given = payload.get("webhook_secret")
+    if not webhook_secret_set(secret) or not isinstance(given, str):
+        return WebhookAnswer(401, "no webhook secret")
+    if not hmac.compare_digest(given.encode(), secret.strip().encode()):
+        return WebhookAnswer(401, "wrong webhook secret")
+    request_id = payload.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        return WebhookAnswer(400, "no request_id")
+    arrived = arrivals.arrive(request_id, iso_utc(now()))
+    if arrived == "unknown":
+        return WebhookAnswer(403, "unknown request")
+    if arrived == "duplicate":
+        return WebhookAnswer(200, "duplicate")
+    if arrived:  # a workflow waits: end its wait (gone = it timed out into polling already)
+        tasks.succeed(arrived, {"webhook": "complete"})
+    return WebhookAnswer(200, "accepted")
+
+
+def await_webhook(request_id: str, task_token: str, *, arrivals: WebhookArrivals) -> None:
+    """Store the waiting task's token; WebhookArrivedFirst if the webhook came already."""
+    if not arrivals.expect(request_id, task_token):
+        raise errors.WebhookArrivedFirst(f"the webhook for {request_id} came before the wait")
