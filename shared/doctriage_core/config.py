@@ -82,6 +82,8 @@ class PollSettings:
     usage_table: str
     processing_deadline_seconds: float = 1800.0
     scoring_deadline_seconds: float = 300.0
+    # How often to look for scores once Datalab has processed (ScoresPollSeconds).
+    scores_poll_seconds: float = 5.0
     time_scale: float = 1.0
 
 
@@ -201,6 +203,7 @@ def poll_settings() -> PollSettings:
         usage_table=_required("USAGE_TABLE"),
         processing_deadline_seconds=_number("PROCESSING_DEADLINE_SECONDS", 1800, low=1),
         scoring_deadline_seconds=_number("SCORING_DEADLINE_SECONDS", 300, low=1),
+        scores_poll_seconds=_number("SCORES_POLL_SECONDS", 5, low=1, high=60),
         time_scale=_time_scale(),
     )
 

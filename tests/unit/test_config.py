@@ -27,7 +27,8 @@ REQUIRED = {
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
-    for name in ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD", "AUDIT_SAMPLE_RATE"):
+    optional = ("HUMAN_REVIEW_THRESHOLD", "MINIMUM_UPLOAD_THRESHOLD", "AUDIT_SAMPLE_RATE")
+    for name in (*optional, "SCORES_POLL_SECONDS"):
         monkeypatch.delenv(name, raising=False)
     config.clear()
     yield
@@ -103,3 +104,21 @@ def test_an_audit_sample_rate_outside_zero_to_one_is_a_configuration_error(
     monkeypatch.setenv("AUDIT_SAMPLE_RATE", raw)
     with pytest.raises(ConfigError, match="AUDIT_SAMPLE_RATE"):
         config.evaluate_settings()
+
+
+def test_scores_are_polled_every_5_s_unless_the_stack_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert config.poll_settings().scores_poll_seconds == 5
+    monkeypatch.setenv("SCORES_POLL_SECONDS", "15")
+    config.clear()
+    assert config.poll_settings().scores_poll_seconds == 15
+
+
+@pytest.mark.parametrize("raw", ["0", "61", "often"])
+def test_scores_poll_seconds_outside_1_to_60_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("SCORES_POLL_SECONDS", raw)
+    with pytest.raises(ConfigError, match="SCORES_POLL_SECONDS"):
+        config.poll_settings()

@@ -19,6 +19,7 @@ from doctriage_core.domain.poll_policy import (
     expected_processing_seconds,
     next_wait_seconds,
     rate_limited_wait_seconds,
+    scores_polled_every,
 )
 
 STEADY = replace(DEFAULT_POLICY, jitter=0.0)
@@ -287,3 +288,12 @@ def test_a_429_without_retry_after_backs_off_exponentially_up_to_a_minute() -> N
         draws = [rate_limited_wait_seconds(consecutive, rng) for _ in range(200)]
         assert ceiling / 2 <= min(draws) <= max(draws) <= ceiling
         assert max(draws) - min(draws) > ceiling / 4  # spread out, not in lockstep
+
+
+def test_scores_polled_every_changes_the_score_cadence_only() -> None:
+    assert scores_polled_every(DEFAULT_POLICY.scoring_wait) is DEFAULT_POLICY
+    sparse = scores_polled_every(15)
+    assert (sparse.scoring_wait, sparse.scoring_cap) == (15, 30)
+    assert replace(sparse, scoring_wait=5.0, scoring_cap=15.0) == DEFAULT_POLICY
+    unscored = PollObservation(phase="unscored", polls_in_phase=1, seconds_in_phase=0.0)
+    assert next_wait_seconds(unscored, sparse, rng=random.Random(1)) in range(13, 18)

@@ -386,6 +386,18 @@ def test_first_complete_unscored_poll_stores_the_raw_result_once() -> None:
     assert "extraction_schema_json" not in json.dumps(out)
 
 
+def test_scores_poll_seconds_spaces_the_polls_for_scores_and_nothing_else() -> None:
+    # ScoresPollSeconds: how long a complete, unscored document waits before the next look.
+    default, _, _ = _check(_state(), UNSCORED, at=T0 + 20)
+    sparse, _, _ = _check(_state(), UNSCORED, at=T0 + 20, scores_poll_seconds=15)
+    assert 4 <= default["next_wait_seconds"] <= 6  # 5 s +- the 10 % jitter, rounded
+    assert 13 <= sparse["next_wait_seconds"] <= 17
+    # Processing polls keep their own cadence.
+    busy, _, _ = _check(_state(), PROCESSING, at=T0 + 10)
+    busy_sparse, _, _ = _check(_state(), PROCESSING, at=T0 + 10, scores_poll_seconds=15)
+    assert busy["next_wait_seconds"] == busy_sparse["next_wait_seconds"]
+
+
 def test_a_later_unscored_poll_does_not_store_again() -> None:
     first, store, _ = _check(_state(), UNSCORED, at=T0 + 20)
     second, store, _ = _check(_state(first), UNSCORED, at=T0 + 30, store=store)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Phase = Literal["submitted", "processing", "unscored", "throttled", "billing"]
@@ -101,6 +101,14 @@ class PollPolicy:
 
 
 DEFAULT_POLICY = PollPolicy()
+
+
+def scores_polled_every(seconds: float, policy: PollPolicy = DEFAULT_POLICY) -> PollPolicy:
+    """``policy`` with score polls ``seconds`` apart (ScoresPollSeconds): fewer Datalab requests a
+    document, scores found up to that much later. Long documents still stretch it, up to twice."""
+    if seconds == policy.scoring_wait:
+        return policy
+    return replace(policy, scoring_wait=seconds, scoring_cap=max(policy.scoring_cap, 2 * seconds))
 
 
 @dataclass(frozen=True)

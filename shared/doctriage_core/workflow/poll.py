@@ -23,6 +23,7 @@ from doctriage_core.domain.poll_policy import (
     PollObservation,
     next_wait_seconds,
     rate_limited_wait_seconds,
+    scores_polled_every,
 )
 from doctriage_core.domain.schemas import load_schema
 from doctriage_core.domain.timeline import Timeline, iso_utc
@@ -52,6 +53,7 @@ class _Poll:
         self.state = state
         self.settings = settings
         self.timeline = Timeline(settings.time_scale)
+        self.policy = scores_polled_every(settings.scores_poll_seconds)
         self.rng = rng
         self.now = now
         self.previous: PollStatus = state.get("poll") or {}
@@ -85,6 +87,7 @@ class _Poll:
                 retry_after=retry_after,
                 seconds_to_deadline=deadline_left,
             ),
+            self.policy,
             rng=self.rng,
         )
         carried = {k: v for k, v in self.previous.items() if k in _CARRIED}
