@@ -315,8 +315,10 @@ class ReviewConsumer:
                 record, s3=self.s3, dynamodb=self.dynamodb, table=self.table.name
             )
             if done.new_document_id is None and done.note == "already reprocessed":
-                again = self.table.get(record["document_id"]) or {}
-                return str(again.get("reprocessed_as"))
+                again = (self.table.get(record["document_id"]) or {}).get("reprocessed_as")
+                if not again or again == "pending":  # another reprocess is copying it now
+                    raise RuntimeError("being reprocessed elsewhere right now: try again")
+                return str(again)
         if done.new_document_id is None:
             raise RuntimeError(f"not reprocessed: {done.note}")
         return done.new_document_id

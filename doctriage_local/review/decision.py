@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -247,11 +248,23 @@ def display_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _finite(literal: str) -> float:
+    number = float(literal)
+    if not math.isfinite(number):
+        raise ValueError(f"{literal} is not a finite number")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON's")
+
+
 def parse_value(text: str) -> Any:
-    """A corrected value: JSON when it parses, else the (stripped) string."""
+    """A corrected value: JSON when it parses (finite numbers only: NaN, Infinity and 1e400
+    cannot be stored), else the (stripped) string."""
     text = text.strip()
     try:
-        return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
     except ValueError:
         return text
 
@@ -276,6 +289,7 @@ _NUMBER = re.compile(
 )
 NOT_A_NUMBER = "not a number: type digits, e.g. 1234.50, 1,234.50 or 300,00"
 NOT_A_WHOLE_NUMBER = "not a whole number: type digits, e.g. 3 or 1,200"
+MAX_DIGITS = 38  # DynamoDB's numbers
 
 
 def read_number(text: str, *, integer: bool = False) -> int | float:
@@ -288,9 +302,11 @@ def read_number(text: str, *, integer: bool = False) -> int | float:
     if match is None or (match["sep"] and match["sep"] == match["dec"]):
         raise ValueError(NOT_A_WHOLE_NUMBER if integer else NOT_A_NUMBER)
     whole, fraction = match["whole"], match["fraction"]
-    if match["sep"] == "." and not fraction and whole.count(".") == 1:
-        whole, fraction = whole.split(".")
+    if match["sep"] == "." and not fraction and whole.count(".") == 1 and not integer:
+        whole, fraction = whole.split(".")  # 1.234 is a decimal, but a whole number's 1.000 is 1000
     digits = re.sub(r"\D", "", whole)
+    if len(digits.lstrip("0")) + len(fraction or "") > MAX_DIGITS:
+        raise ValueError(f"more than {MAX_DIGITS} digits: a record cannot hold that number")
     number: int | float = (
         float(f"{match['sign']}{digits}.{fraction}") if fraction else int(match["sign"] + digits)
     )
@@ -342,6 +358,8 @@ def read_date(text: str) -> str:
         if first <= 12 and second <= 12 and first != second:
             raise ValueError(f"{text.strip()} is ambiguous (day or month first?): type YYYY-MM-DD")
         day, month = (first, second) if first > 12 or first == second else (second, first)
+    if year < 1000:
+        raise ValueError(f"{text.strip()}: type the year in full (YYYY-MM-DD)")
     try:
         return datetime.date(year, month, day).isoformat()
     except ValueError:
@@ -606,6 +624,13 @@ def check_correction(
 _BOOKKEEPING = frozenset({"reviewer", "decided_at", "history"})
 
 
+def _outcome_stated(review: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Reviews stored before outcomes existed decided fields: their outcome is ``decided``."""
+    if review is None or "outcome" in review:
+        return review
+    return {**review, "outcome": "decided"}
+
+
 def revision_of(review: dict[str, Any] | None) -> int:
     """A stored review's revision: how many decisions its history holds (0: no review yet)."""
     return len((review or {}).get("history") or [])
@@ -628,7 +653,7 @@ def same_decision(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     def what(review: dict[str, Any] | None) -> dict[str, Any]:
         # reprocessed_as follows from the reprocess outcome; it is not decided
         ignored = _BOOKKEEPING | {"reprocessed_as"}
-        rest = {k: v for k, v in (review or {}).items() if k not in ignored}
+        rest = {k: v for k, v in (_outcome_stated(review) or {}).items() if k not in ignored}
         return rest | {
             "accepted": sorted(rest.get("accepted") or []),
             "corrected": rest.get("corrected") or {},
@@ -641,6 +666,8 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[s
     """What ``after`` changes of ``before``: ``{path, was, now}`` for each path decided otherwise
     (was/now: the path's decision, null when undecided) and for any other key of the review
     (``outcome``) whose value differs."""
+    if before is not None:
+        before, after = _outcome_stated(before), _outcome_stated(after) or after
     was, now = _decisions(before), _decisions(after)
     out = [
         {"path": path, "was": was.get(path), "now": now.get(path)}

@@ -517,7 +517,7 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
         try:
-            if decision["outcome"] == "reprocess":
+            if decision["outcome"] == "reprocess" and self._still_at(document_id, 0):
                 decision["reprocessed_as"] = self.review.reprocess(document.record)
             outcome = self.review.decide(document, decision)
         except Exception as exc:
@@ -597,10 +597,17 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         except DecisionError as exc:
             self._error(HTTPStatus.BAD_REQUEST, "Not stored", str(exc))
             return
-        if decision["outcome"] == "reprocess" and revision == revision_of(record["review"]):
+        if decision["outcome"] == "reprocess" and self._still_at(document_id, revision):
             decision["reprocessed_as"] = self.review.reprocess(record)
         outcome = self.review.consumer.amend(document_id, decision, revision=revision)
         self._answer(record, decision, outcome, form)
+
+    def _still_at(self, document_id: str, revision: int) -> bool:
+        """Whether the stored review is still at ``revision``, read now: a reprocess sends the
+        upload through the pipeline again, which no later conflict can take back, so it goes
+        only ahead of a decision that will be stored (short of a race in the moment between)."""
+        record = self.review.consumer.get_record(document_id) or {}
+        return revision_of(record.get("review")) == revision
 
     def _check(self, document_id: str, form: dict[str, list[str]]) -> None:
         record, _ = self._record(document_id)

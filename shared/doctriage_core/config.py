@@ -71,6 +71,8 @@ class SubmitSettings:
     # failed (SubmitRetryWindowSeconds): its message is sent again fresh when its deliveries run
     # out within it.
     retry_window_seconds: float = 86400.0
+    # ProcessingDeadlineSeconds: the webhook wait never outlasts it.
+    processing_deadline_seconds: float = 1800.0
     # Local runs only: 0.01 makes every deadline and elapsed time count 100x faster.
     time_scale: float = 1.0
 
@@ -175,6 +177,7 @@ def submit_settings() -> SubmitSettings:
         minimum_upload_threshold=minimum_upload_threshold,
         max_receives=int(_number("SUBMIT_MAX_RECEIVES", 10, low=1, high=1000)),
         retry_window_seconds=_number("SUBMIT_RETRY_WINDOW_SECONDS", 86400, low=0, high=1209600),
+        processing_deadline_seconds=_number("PROCESSING_DEADLINE_SECONDS", 1800, low=1),
         time_scale=_time_scale(),
     )
 

@@ -6,7 +6,7 @@ Nothing here imports boto3 or httpx.
 
 from __future__ import annotations
 
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, NamedTuple, Protocol
 
 
 class ObjectInfoLike(Protocol):
@@ -84,13 +84,20 @@ class Datalab(Protocol):
     def check(self, check_url: str) -> dict[str, Any]: ...
 
 
+class Arrival(NamedTuple):
+    """A webhook's arrival: the first, a duplicate, or for a request never registered; and the
+    waiting task's token ("" when no one waits yet)."""
+
+    kind: Literal["first", "duplicate", "unknown"]
+    task_token: str = ""
+
+
 class WebhookArrivals(Protocol):
     """Per Datalab request: registered at submit, its task token, its webhook's arrival."""
 
     def register(self, request_id: str, document_id: str) -> None: ...
     def expect(self, request_id: str, task_token: str) -> bool: ...  # False: arrived already
-    # "unknown" | "duplicate" | the waiting task's token ("" when no one waits yet)
-    def arrive(self, request_id: str, at: str) -> str: ...
+    def arrive(self, request_id: str, at: str) -> Arrival: ...
 
 
 class TaskTokens(Protocol):

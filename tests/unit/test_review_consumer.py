@@ -429,3 +429,62 @@ def test_the_queue_depth_and_the_dlq_limit_are_read_from_sqs(aws):
     _send(aws, _record("doc-1"))
     _send(aws, _record("doc-2"))
     assert consumer.queue_depth() == (2, 0)
+
+
+def test_a_reprocess_decided_otherwise_meanwhile_sends_nothing_through_again(aws):
+    import http.client
+    import urllib.parse
+
+    from doctriage_local.review.server import ReviewServer
+
+    sqs, queue_url, table = aws
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="docs")
+    s3.put_bucket_versioning(Bucket="docs", VersioningConfiguration={"Status": "Enabled"})
+    key = "incoming/invoice/doc-1.pdf"
+    version = s3.put_object(Bucket="docs", Key=key, Body=b"%PDF-1.4 x")["VersionId"]
+    failed = _record(
+        status="failed",
+        flags=["extraction_failed:timeout"],
+        fields={},
+        source={"bucket": "docs", "key": key, "version_id": version},
+    )
+    table.put_once(failed)
+    _send(aws, failed)
+    consumer = ReviewConsumer(
+        sqs=sqs,
+        queue_url=queue_url,
+        table=table,
+        s3=s3,
+        dynamodb=boto3.client("dynamodb", region_name=REGION),
+        visibility_timeout=30,
+    )
+    with ReviewServer(consumer, port=0, reviewer="ana", wait_seconds=1) as server:
+        assert server.next_document(1) is not None  # ana has it open ...
+        rejected = {"outcome": "rejected", "rejected_reason": "duplicate"}
+        bo = {"reviewer": "bo", "decided_at": "2024-05-01T10:00:00.000Z", **rejected}
+        # ... when bo, on another server, rejects it first
+        assert table.record_review(
+            "doc-1", with_history({**bo, "accepted": [], "corrected": {}}, None)
+        )
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request(
+            "POST",
+            "/doc/doc-1/decision",
+            urllib.parse.urlencode({"token": server.token, "outcome": "reprocess"}),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert connection.getresponse().status == 409  # the conflict page
+    stored = table.get("doc-1")
+    assert stored["review"]["outcome"] == "rejected"
+    assert "reprocessed_as" not in stored  # no new document was started
+    assert len(s3.list_object_versions(Bucket="docs")["Versions"]) == 1
+
+
+def test_a_review_stored_before_outcomes_is_the_same_decision_as_one_with_decided():
+    from doctriage_local.review.decision import changes, same_decision
+
+    old = {"reviewer": "bo", "decided_at": "t", "accepted": ["a"], "corrected": {}}
+    new = {**old, "reviewer": "ana", "outcome": "decided"}
+    assert same_decision(old, new)
+    assert changes(old, new) == []

@@ -370,6 +370,24 @@ def test_what_is_not_a_number_is_refused(text):
         read_number(text)
 
 
+def test_a_whole_number_reads_a_dot_between_thousands_as_grouping():
+    assert read_number("1.000", integer=True) == 1000
+    assert read_number("1.000") == 1.0  # a decimal where fractions may be
+    with pytest.raises(ValueError, match="not a whole number"):
+        read_number("1.5", integer=True)
+
+
+@pytest.mark.parametrize("text", ["9" * 39, "1" * 20 + "." + "1" * 19, "9" * 400])
+def test_a_number_a_record_cannot_hold_is_refused(text):
+    with pytest.raises(ValueError, match="more than 38 digits"):
+        read_number(text)
+
+
+@pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "1e400", "[1, NaN]"])
+def test_json_corrections_hold_finite_numbers_only(text):
+    assert parse_value(text) == text  # kept as the text typed, never a float that cannot be stored
+
+
 @pytest.mark.parametrize(
     ("text", "date"),
     [
@@ -388,7 +406,12 @@ def test_dates_are_normalised_to_the_schema_format(text, date):
 
 @pytest.mark.parametrize(
     ("text", "problem"),
-    [("03/04/2024", "ambiguous"), ("2024-02-30", "no such date"), ("soon", "not a date")],
+    [
+        ("03/04/2024", "ambiguous"),
+        ("2024-02-30", "no such date"),
+        ("soon", "not a date"),
+        ("25.12.24", "the year in full"),  # not the year 24
+    ],
 )
 def test_a_date_that_cannot_be_read_is_refused(text, problem):
     with pytest.raises(ValueError, match=problem):

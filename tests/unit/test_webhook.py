@@ -13,6 +13,7 @@ from doctriage_core.domain.poll_policy import (
     scores_first_wait_seconds,
     webhook_timeout_seconds,
 )
+from doctriage_core.ports import Arrival
 from doctriage_core.workflow.webhook import await_webhook, receive_webhook, webhook_secret_set
 
 SECRET = "s3cret"
@@ -32,24 +33,29 @@ class FakeArrivals:
         item["task_token"] = task_token
         return "completed_at" not in item
 
-    def arrive(self, request_id: str, at: str) -> str:
+    def arrive(self, request_id: str, at: str) -> Arrival:
         item = self.items.get(request_id)
         if item is None:
-            return "unknown"
+            return Arrival("unknown")
         if "completed_at" in item:
-            return "duplicate"
+            return Arrival("duplicate", str(item.get("task_token", "")))
         item["completed_at"] = at
-        return str(item.get("task_token", ""))
+        return Arrival("first", str(item.get("task_token", "")))
 
 
 class FakeTasks:
     def __init__(self, gone: bool = False) -> None:
-        self.sent: list[str] = []
+        self.sent: list[str] = []  # tokens whose task this ended
+        self.attempts: list[str] = []
         self.gone = gone
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> bool:
+        """As Step Functions: a token ends its task once; sent again, it is gone."""
+        self.attempts.append(task_token)
+        if self.gone or task_token in self.sent:
+            return False
         self.sent.append(task_token)
-        return not self.gone
+        return True
 
 
 def _receive(body: Any, arrivals: FakeArrivals, tasks: FakeTasks, secret: str = SECRET) -> Any:
@@ -79,6 +85,26 @@ def test_the_genuine_webhook_sends_the_waiting_token_once():
     assert arrivals.items["req-1"] == before
 
 
+class FailingOnce(FakeTasks):
+    def succeed(self, task_token: str, output: dict[str, Any]) -> bool:
+        if not self.attempts:
+            self.attempts.append(task_token)
+            raise errors.AwsUnavailable("Step Functions throttled")
+        return super().succeed(task_token, output)
+
+
+def test_a_webhook_retried_after_the_token_failed_to_send_sends_it():
+    # The arrival is marked, then SendTaskSuccess fails: 5xx, and Datalab sends the webhook
+    # again. That retry is a duplicate arrival, yet the workflow still waits: it sends the token.
+    arrivals, tasks = _waiting(), FailingOnce()
+    with pytest.raises(errors.AwsUnavailable):
+        _receive(GENUINE, arrivals, tasks)
+    assert "completed_at" in arrivals.items["req-1"]
+    answer = _receive(GENUINE, arrivals, tasks)
+    assert (answer.status, answer.message) == (200, "duplicate")
+    assert tasks.sent == ["token-1"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -90,6 +116,7 @@ def test_the_genuine_webhook_sends_the_waiting_token_once():
         ({**GENUINE, "request_id": ""}, 400),
         ("not json", 400),
         ([GENUINE], 400),
+        ({**GENUINE, "padding": "x" * 5000}, 413),
     ],
 )
 def test_a_forged_unknown_or_malformed_webhook_changes_nothing(body, status):

@@ -26,6 +26,7 @@ from doctriage_core.domain.documents import (
     result_key_for,
 )
 from doctriage_core.domain.records import RECORD_BUDGET_BYTES, record_size
+from doctriage_core.ports import Arrival
 from doctriage_core.workflow.finish import evaluate_document, store_record
 from doctriage_core.workflow.intake import Upload, is_last_delivery
 from doctriage_core.workflow.poll import check_extraction
@@ -1713,7 +1714,7 @@ class FakeRegistrations:
     def expect(self, request_id: str, task_token: str) -> bool:
         raise AssertionError("submit never waits")
 
-    def arrive(self, request_id: str, at: str) -> str:
+    def arrive(self, request_id: str, at: str) -> Arrival:
         raise AssertionError("submit never receives a webhook")
 
 
@@ -1731,6 +1732,17 @@ def test_with_webhooks_on_submit_asks_for_one_and_the_workflow_waits_for_it() ->
     [(_, state)] = env.workflows.started
     assert state["webhook_wait_seconds"] == 120  # a small file: the floor
     assert 9 <= state["scores_first_wait_seconds"] <= 11
+
+
+def test_the_webhook_wait_never_outlasts_the_processing_deadline() -> None:
+    from doctriage_core.workflow.submit import Webhook
+
+    env = _env()
+    env.store.add("incoming/invoice/a.pdf", PDF)
+    hook = Webhook(url="https://hook.example/", arrivals=FakeRegistrations())
+    _submit(env, "incoming/invoice/a.pdf", webhook=hook, processing_deadline_seconds=90)
+    [(_, state)] = env.workflows.started
+    assert state["webhook_wait_seconds"] == 90  # not the 120 s floor
 
 
 def test_a_request_that_could_not_be_registered_is_polled_not_sent_again() -> None:

@@ -137,12 +137,14 @@
       refused.delete(input);  // until the server has read the new text, the server decides
       clearTimeout(input.checkTimer);
       input.checkTimer = setTimeout(async () => {
-        const data = new URLSearchParams({ path: input.dataset.field, text: input.value });
+        const text = input.value;
+        const data = new URLSearchParams({ path: input.dataset.field, text });
         try {
           const response = await fetch(checkUrl, {
             method: "POST", headers: { "X-Review-Token": token }, body: data,
           });
           const answer = await response.json();
+          if (input.value !== text) return;  // typed on meanwhile: a later answer says
           reading.textContent = answer.problem || answer.shown || "";
           reading.classList.toggle("refused", Boolean(answer.problem));
           input.setAttribute("aria-invalid", answer.problem ? "true" : "false");

@@ -28,6 +28,7 @@ from doctriage_core.errors import (
     S3Unavailable,
     SchemaNotFound,
 )
+from doctriage_core.ports import Arrival
 
 # S3's error codes as it really sends them. HEAD has no body, so its code is the bare status
 # ("404", "403") and botocore sets the message to the reason phrase ("Not Found", "Forbidden").
@@ -514,7 +515,7 @@ class WebhookTable:
         return "completed_at" not in item
 
     @_transient_aws_errors
-    def arrive(self, request_id: str, at: str) -> str:
+    def arrive(self, request_id: str, at: str) -> Arrival:
         try:
             item = self._table.update_item(
                 Key={"request_id": request_id},
@@ -528,8 +529,11 @@ class WebhookTable:
         except ClientError as exc:
             if _error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            return "duplicate" if exc.response.get("Item") else "unknown"
-        return str(item.get("task_token") or "")
+            old = cast(dict[str, Any], exc.response.get("Item") or {})  # low-level: {"S": …}
+            if not old:
+                return Arrival("unknown")
+            return Arrival("duplicate", str((old.get("task_token") or {}).get("S") or ""))
+        return Arrival("first", str(item.get("task_token") or ""))
 
 
 class TaskTokens:

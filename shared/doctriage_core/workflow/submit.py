@@ -260,7 +260,9 @@ def submit_upload(
         "first_wait_seconds": first_wait,
     }
     if hook is not None and _registered(hook, submission.request_id, document.document_id):
-        state["webhook_wait_seconds"] = webhook_timeout_seconds(info.size)
+        state["webhook_wait_seconds"] = webhook_timeout_seconds(
+            info.size, seconds_to_deadline=settings.processing_deadline_seconds
+        )
         state["scores_first_wait_seconds"] = scores_first_wait_seconds(rng=rng)
     started = workflows.start(document.document_id, state)
     return SubmitOutcome(document.document_id, "started" if started else "duplicate")

@@ -23,6 +23,8 @@ from doctriage_core.ports import TaskTokens, WebhookArrivals
 
 # What the webhook secret holds until an operator puts Datalab's there: webhooks off.
 UNSET_SECRET = "unset"  # noqa: S105 (a placeholder, not a secret)
+# Datalab's body is three short strings; anything much larger is not read.
+MAX_BODY_CHARS = 4096
 
 
 def webhook_secret_set(secret: str | None) -> bool:
@@ -48,8 +50,10 @@ def receive_webhook(
     401 for a wrong or missing secret, 403 for a request this stack did not send, 400 for a body
     that is not that JSON object (Datalab retries none of these); 200 for the first arrival and
     for a duplicate alike, the duplicate changing nothing. AWS failures propagate (5xx: Datalab
-    retries).
+    retries). 413 for a body over MAX_BODY_CHARS, unparsed.
     """
+    if len(body) > MAX_BODY_CHARS:
+        return WebhookAnswer(413, "the body is too large")
     try:
         payload: Any = json.loads(body)
     except ValueError:
@@ -64,14 +68,15 @@ def receive_webhook(
     request_id = payload.get("request_id")
     if not isinstance(request_id, str) or not request_id:
         return WebhookAnswer(400, "no request_id")
-    arrived = arrivals.arrive(request_id, iso_utc(now()))
-    if arrived == "unknown":
+    arrival = arrivals.arrive(request_id, iso_utc(now()))
+    if arrival.kind == "unknown":
         return WebhookAnswer(403, "unknown request")
-    if arrived == "duplicate":
-        return WebhookAnswer(200, "duplicate")
-    if arrived:  # a workflow waits: end its wait (gone = it timed out into polling already)
-        tasks.succeed(arrived, {"webhook": "complete"})
-    return WebhookAnswer(200, "accepted")
+    if arrival.task_token:
+        # A workflow waits: end its wait (gone: it timed out into polling, or ended already).
+        # A duplicate sends it again: Datalab retries after a 5xx, which may have come between
+        # marking the arrival and sending the token; a token sent before changes nothing.
+        tasks.succeed(arrival.task_token, {"webhook": "complete"})
+    return WebhookAnswer(200, "duplicate" if arrival.kind == "duplicate" else "accepted")
 
 
 def await_webhook(request_id: str, task_token: str, *, arrivals: WebhookArrivals) -> None:
