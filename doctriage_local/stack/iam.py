@@ -195,21 +195,8 @@ def _stepfunctions_resource(self: Any) -> str:
         value = self._get_param(name)
         if value:
             return str(value)
-    token = self._get_param("taskToken")
-    if token:  # SendTaskSuccess & co.: the state machine whose execution holds the token
-        return _state_machine_holding(str(token))
-    return "*"
-
-
-def _state_machine_holding(token: str) -> str:
-    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
-
-    for account in stepfunctions_parser_backends.values():
-        for backend in account.values():
-            for execution in backend._get_executions():
-                worker = execution.exec_worker
-                if worker is not None and worker.env.callback_pool_manager.get(token) is not None:
-                    return str(execution.state_machine_arn)
+    # SendTaskSuccess & co. (a taskToken, no ARN): IAM knows no resource type for them, so only
+    # a grant on "*" allows them, here as in AWS (a grant on the state machine is denied).
     return "*"
 
 
