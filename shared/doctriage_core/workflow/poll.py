@@ -25,9 +25,9 @@ from doctriage_core.domain.poll_policy import (
     rate_limited_wait_seconds,
     scores_polled_every,
 )
-from doctriage_core.domain.schemas import load_schema
 from doctriage_core.domain.timeline import Timeline, iso_utc
 from doctriage_core.ports import Datalab, RequestBudget, Store
+from doctriage_core.workflow.request_budget import request_wait
 from doctriage_core.workflow.state import (
     DatalabRequest,
     Phase,
@@ -35,7 +35,6 @@ from doctriage_core.workflow.state import (
     WorkflowState,
     latest_request,
 )
-from doctriage_core.workflow.submit import request_wait, send_document
 
 _CARRIED = ("complete_seen_at", "result_key", "page_count", "cost_cents")
 
@@ -283,6 +282,11 @@ def _resubmit(poll: _Poll, *, datalab: Datalab, store: Store) -> PollStatus:
     """Send a throttled document to Datalab again: the same upload version, the same schema
     version, the same parameters as submit; the status then polls the new request (no webhook:
     the workflow is in its poll loop already)."""
+    # Here, not at init: submit's module (the schema compiler, the record's evaluation) is only
+    # needed by the rare throttled document, and every poll container would load it.
+    from doctriage_core.domain.schemas import load_schema
+    from doctriage_core.workflow.submit import send_document
+
     state = poll.state
     document = DocumentRef.from_state(state["document"])
     raw_schema, _ = store.read_schema(state["schema"]["key"], state["schema"].get("version_id"))

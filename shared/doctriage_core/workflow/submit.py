@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from doctriage_core import errors
-from doctriage_core.config import DatalabSettings, SubmitSettings
+from doctriage_core.config import SubmitSettings
 from doctriage_core.domain.budget import Budget, Periods, Spent, over_budget, seconds_until_recheck
 from doctriage_core.domain.documents import (
     SNIFF_BYTES,
@@ -33,7 +33,6 @@ from doctriage_core.domain.poll_policy import (
     scores_first_wait_seconds,
     webhook_timeout_seconds,
 )
-from doctriage_core.domain.request_budget import window_at
 from doctriage_core.domain.schemas import document_threshold, load_schema, parse_threshold
 from doctriage_core.domain.timeline import iso_utc
 from doctriage_core.ports import (
@@ -48,6 +47,7 @@ from doctriage_core.ports import (
     WebhookArrivals,
 )
 from doctriage_core.workflow.finish import fail_document
+from doctriage_core.workflow.request_budget import request_wait
 from doctriage_core.workflow.state import WorkflowInput
 
 
@@ -111,19 +111,6 @@ def send_document(
         )
     finally:
         body.close()
-
-
-def request_wait(
-    budget: RequestBudget | None, settings: DatalabSettings, now: float, time_scale: float
-) -> float | None:
-    """Take one request from the team's shared budget: None when granted, else how long (in
-    the pipeline's time) until the next window may grant one. No budget kept: always granted."""
-    if budget is None or settings.requests_per_minute <= 0:
-        return None
-    window = window_at(now, settings.requests_per_minute, time_scale)
-    if budget.take(window.key, window.allowance, window.expires_at):
-        return None
-    return window.seconds_left
 
 
 def _upload_threshold(metadata: dict[str, str], settings: SubmitSettings) -> float | None:
