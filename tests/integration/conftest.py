@@ -8,9 +8,8 @@ from __future__ import annotations
 import pytest
 
 from doctriage_local.emulator import EmulatorConfig
-from doctriage_local.paths import SAMPLE_SCHEMAS
-from doctriage_local.stack import LocalStack, StackOptions
-from tests.integration.helpers import TIME_SCALE
+from doctriage_local.stack import StackOptions
+from tests.integration.helpers import TIME_SCALE, stack_with_sample_schemas
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +26,7 @@ def stack():
         # (test_audit_sample.py samples every one).
         parameters={"SubmitRetryWindowSeconds": 600, "AuditSampleRate": 0},
     )
-    with LocalStack(options) as running:
-        for schema in SAMPLE_SCHEMAS.glob("*.json"):
-            running.put_schema(schema.stem, schema)
+    with stack_with_sample_schemas(options) as running:
         yield running
 
 

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from doctriage_local.paths import SAMPLE_SCHEMAS
+from doctriage_local.stack import LocalStack, StackOptions
 
 # 1 s of the pipeline's timeline takes 10 ms here: fast, yet the 300 s scoring deadline is still 3 s
 # of wall time, which a loaded 2-core CI machine meets.
 TIME_SCALE = 0.01
+
+
+@contextmanager
+def stack_with_sample_schemas(options: StackOptions) -> Iterator[LocalStack]:
+    """A running local stack with every sample schema in its bucket."""
+    with LocalStack(options) as running:
+        for schema in SAMPLE_SCHEMAS.glob("*.json"):
+            running.put_schema(schema.stem, schema)
+        yield running
 
 
 def process(

@@ -16,10 +16,10 @@ from urllib.request import Request, urlopen
 import pytest
 
 from doctriage_local.emulator import EmulatorConfig, FaultRule
-from doctriage_local.paths import SAMPLE_SCHEMAS, SAMPLES
-from doctriage_local.stack import LocalStack, StackOptions
+from doctriage_local.paths import SAMPLES
+from doctriage_local.stack import StackOptions
 from tests.contracts import assert_valid_record
-from tests.integration.helpers import process
+from tests.integration.helpers import process, stack_with_sample_schemas
 
 ACME = SAMPLES / "invoice" / "acme-invoice-1042.pdf"
 SCALE = 0.05  # 120 s of pipeline time: 6 s here
@@ -34,17 +34,8 @@ def stack():
         emulator=EmulatorConfig(claimed_pages={"long-": 60}, webhook_secret=SECRET),
         parameters={"AuditSampleRate": 0},
     )
-    with LocalStack(options) as running:
-        for schema in SAMPLE_SCHEMAS.glob("*.json"):
-            running.put_schema(schema.stem, schema)
+    with stack_with_sample_schemas(options) as running:
         yield running
-
-
-@pytest.fixture
-def emulator(stack):
-    stack.emulator.clear_faults()
-    yield stack.emulator
-    stack.emulator.clear_faults()
 
 
 def _webhook_url(stack: Any) -> str:

@@ -239,9 +239,7 @@ def test_the_page_escapes_document_text_and_places_boxes_in_percent():
     record = copy.deepcopy(_record())
     record["fields"]["invoice_number"]["value"] = '<script>alert("x")</script>'
     record["fields"]["invoice_number"]["reasoning"] = "<img src=x onerror=alert(1)>"
-    html = document_page(
-        record, pages=[], page_count=0, render_error=None, token="t", reviewer="ana", is_open=True
-    )
+    html = _pageless(record)
     assert "<script>alert" not in html
     assert "<img src=x" not in html
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
@@ -259,15 +257,7 @@ def test_a_decided_record_is_shown_read_only():
         "accepted": ["due_date"],
         "corrected": {"invoice_number": "INV-1"},
     }
-    html = document_page(
-        _record(review=review),
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="ana",
-        is_open=True,
-    )
+    html = _pageless(_record(review=review))
     assert "Decided" in html
     assert "bo" in html
     assert "INV-1" in html
@@ -571,6 +561,20 @@ def test_an_audit_sample_asks_for_every_field_and_every_cell():
     assert_valid_record({**record, "review": review})
 
 
+def _pageless(record, **options):
+    """The review page of ``record`` open for ana, without page images."""
+    return document_page(
+        record,
+        pages=[],
+        page_count=0,
+        render_error=None,
+        token="t",
+        reviewer="ana",
+        is_open=True,
+        **options,
+    )
+
+
 def _page(record, **options):
     options.setdefault("schema", SCHEMA)
     return document_page(
@@ -663,31 +667,14 @@ def test_review_will_not_serve_a_page_that_signs_decisions_with_no_name(capsys):
 
 
 def test_the_page_shows_the_reviewer_and_has_no_box_to_change_it():
-    html = document_page(
-        _record(),
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="ana",
-        is_open=True,
-    )
+    html = _pageless(_record())
     assert 'reviewing as <b id="reviewer">ana</b>' in html
     assert 'name="reviewer"' not in html
 
 
 def test_a_failed_document_offers_its_three_outcomes_and_the_schema_fields():
     record = _failed()
-    html = document_page(
-        record,
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="ana",
-        is_open=True,
-        schema=INVOICE,
-    )
+    html = _pageless(record, schema=INVOICE)
     for outcome in ("entered_by_hand", "reprocess", "rejected"):
         assert f'name="outcome" value="{outcome}"' in html
     assert html.count('class="hand-entry') == len(INVOICE["properties"])
@@ -695,32 +682,12 @@ def test_a_failed_document_offers_its_three_outcomes_and_the_schema_fields():
     assert 'name="confirm.customer_name"' not in html
     assert "timeout: may succeed on a new try" in html  # doctriage reprocess's own advice
     error = DecisionError({"outcome": "choose an outcome"})
-    refused = document_page(
-        record,
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="ana",
-        is_open=True,
-        schema=INVOICE,
-        error=error,
-        form={},
-    )
+    refused = _pageless(record, schema=INVOICE, error=error, form={})
     assert '<a href="#outcomes">outcome</a>: choose an outcome' in refused
 
 
 def test_a_value_failing_its_schema_is_offered_only_accept_anyway_with_a_note():
-    html = document_page(
-        _record(),
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="ana",
-        is_open=True,
-        schema=INVOICE,
-    )
+    html = _pageless(_record(), schema=INVOICE)
     card = html.split('data-field="invoice_number"', 1)[1].split("</fieldset>", 1)[0]
     assert 'value="accept_anyway"' in card
     assert 'value="accept"' not in card
@@ -744,9 +711,7 @@ def test_the_page_shows_each_fields_own_threshold_and_says_1_0_forces_review():
     assert_valid_record(record)
     reason = to_decide(record, sch)["forced"][0].text
     assert reason == "threshold 1.0 forces review of this field, whatever its confidence"
-    html = document_page(
-        record, pages=[], page_count=0, render_error=None, token="t", reviewer="a", is_open=True
-    )
+    html = _pageless(record)
     card = html[html.index('data-field="forced"') :]
     assert "1.0 forces review (this field&#x27;s own; the document&#x27;s is 0.80)" in card
     assert "1.00 is below" not in html
@@ -765,16 +730,7 @@ def test_a_record_without_field_thresholds_falls_back_to_the_documents():
 
 
 def _open_page(queue):
-    return document_page(
-        _record(),
-        pages=[],
-        page_count=0,
-        render_error=None,
-        token="t",
-        reviewer="a",
-        is_open=True,
-        queue=queue,
-    )
+    return _pageless(_record(), queue=queue)
 
 
 def test_the_page_says_how_often_a_document_was_handed_out_and_when_it_nears_the_dlq():
