@@ -60,7 +60,9 @@ class FakeTasks:
 
 def _receive(body: Any, arrivals: FakeArrivals, tasks: FakeTasks, secret: str = SECRET) -> Any:
     text = body if isinstance(body, str) else json.dumps(body)
-    return receive_webhook(text, secret=secret, arrivals=arrivals, tasks=tasks, now=lambda: 0.0)
+    return receive_webhook(
+        text, secret=secret, arrivals=arrivals, tasks=tasks, now=lambda: 0.0, sleep=lambda _: None
+    )
 
 
 def _waiting() -> FakeArrivals:
@@ -167,3 +169,34 @@ def test_the_first_score_poll_comes_about_ten_seconds_after_the_webhook():
 
     waits = {scores_first_wait_seconds(rng=random.Random(seed)) for seed in range(50)}
     assert waits <= {9, 10, 11}
+
+
+class RegisteredLate(FakeArrivals):
+    """Submit registers the request only after the webhook's ``before``-th look."""
+
+    def __init__(self, before: int) -> None:
+        super().__init__()
+        self.looks, self.before = 0, before
+
+    def arrive(self, request_id: str, at: str) -> Arrival:
+        self.looks += 1
+        if self.looks == self.before:
+            self.register(request_id, "doc-1")
+        return super().arrive(request_id, at)
+
+
+def test_a_webhook_that_beats_the_registration_is_accepted_once_it_is_registered():
+    arrivals, tasks = RegisteredLate(before=3), FakeTasks()
+    answer = _receive(GENUINE, arrivals, tasks)
+    assert (answer.status, answer.message) == (200, "accepted")
+    assert "completed_at" in arrivals.items["req-1"]  # the wait, when it comes, ends at once
+    with pytest.raises(errors.WebhookArrivedFirst):
+        await_webhook("req-1", "token-1", arrivals=arrivals)
+    # ... while a request never registered is refused after the grace: 8 looks more, then 403
+    never, slept = FakeArrivals(), []
+    text = json.dumps({**GENUINE, "request_id": "never-sent"})
+    refused = receive_webhook(
+        text, secret=SECRET, arrivals=never, tasks=tasks, now=lambda: 0.0, sleep=slept.append
+    )
+    assert refused.status == 403
+    assert sum(slept) == 2.0

@@ -25,6 +25,11 @@ from doctriage_core.ports import TaskTokens, WebhookArrivals
 UNSET_SECRET = "unset"  # noqa: S105 (a placeholder, not a secret)
 # Datalab's body is three short strings; anything much larger is not read.
 MAX_BODY_CHARS = 4096
+# Submit registers a request id once Datalab has answered the submit; a webhook for a document
+# Datalab processed at once may come first. With the right secret it is Datalab's, so an unknown
+# id is looked up again for this long before the 403 (which Datalab does not retry).
+REGISTRATION_GRACE_SECONDS = 2.0
+REGISTRATION_RETRY_SECONDS = 0.25
 
 
 def webhook_secret_set(secret: str | None) -> bool:
@@ -44,10 +49,12 @@ def receive_webhook(
     arrivals: WebhookArrivals,
     tasks: TaskTokens,
     now: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> WebhookAnswer:
     """Datalab's POST ``{request_id, request_check_url, webhook_secret}``.
 
-    401 for a wrong or missing secret, 403 for a request this stack did not send, 400 for a body
+    401 for a wrong or missing secret, 403 for a request this stack did not send (after
+    REGISTRATION_GRACE_SECONDS: submit may not have registered it yet), 400 for a body
     that is not that JSON object (Datalab retries none of these); 200 for the first arrival and
     for a duplicate alike, the duplicate changing nothing. AWS failures propagate (5xx: Datalab
     retries). 413 for a body over MAX_BODY_CHARS, unparsed.
@@ -69,6 +76,11 @@ def receive_webhook(
     if not isinstance(request_id, str) or not request_id:
         return WebhookAnswer(400, "no request_id")
     arrival = arrivals.arrive(request_id, iso_utc(now()))
+    for _ in range(int(REGISTRATION_GRACE_SECONDS / REGISTRATION_RETRY_SECONDS)):
+        if arrival.kind != "unknown":
+            break
+        sleep(REGISTRATION_RETRY_SECONDS)
+        arrival = arrivals.arrive(request_id, iso_utc(now()))
     if arrival.kind == "unknown":
         return WebhookAnswer(403, "unknown request")
     if arrival.task_token:
