@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -18,6 +20,7 @@ from doctriage_core.domain.documents import document_id_for
 from doctriage_local.cli.options import UP_DATALAB_PORT, UP_PORT
 from doctriage_local.emulator import FaultRule
 from doctriage_local.paths import EVENTS, SAMPLES
+from doctriage_local.stack import PREFIX
 from doctriage_local.template import (
     function_properties,
     load_template,
@@ -33,6 +36,7 @@ STATE_EVENTS = {  # file -> the function that takes it
     "poll.json": "PollFunction",
     "evaluate.json": "EvaluateFunction",
     "evaluate-failure.json": "EvaluateFunction",
+    "webhook.json": "WebhookFunction",
 }
 
 
@@ -300,3 +304,32 @@ def test_env_json_sets_each_variable_template_yaml_declares_as_up_does(stack, lo
             assert urlsplit(value).path == urlsplit(wanted).path
         else:
             assert value == str(wanted), name
+
+
+def test_webhook_event_is_what_the_function_url_sends_and_changes_nothing_unregistered(stack):
+    event = _load("webhook.json")
+    # The shape the stack's function URL gives the handler (and Lambda's, payload format 2.0).
+    sent: list[dict] = []
+    original = stack.function_urls._invoke
+    stack.function_urls._invoke = lambda name, e: (sent.append(e), original(name, e))[1]
+    try:
+        url = stack.resources.resolve({"Fn::GetAtt": ["WebhookFunctionUrl", "FunctionUrl"]})
+        request = urllib.request.Request(url, data=event["body"].encode(), method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=30)
+    finally:
+        stack.function_urls._invoke = original
+    assert refused.value.code == 403  # never registered: refused, after the 2 s grace
+    headers = sent[0].pop("headers")
+    assert set(event.pop("headers")) <= set(headers)  # a client sends more, as it likes
+    assert _shape(sent[0]) == _shape(event)
+    assert sent[0]["body"] == event["body"]
+    event = _load("webhook.json")
+    # Invoked as `doctriage invoke WebhookFunction --event events/webhook.json`: the same answer,
+    # and nothing written for the request.
+    answer = _invoke(stack, "WebhookFunction", event)
+    assert (answer["statusCode"], answer["body"]) == (403, "unknown request")
+    item = stack.client("dynamodb").get_item(
+        TableName=f"{PREFIX}-WebhookTable", Key={"request_id": {"S": "events-webhook-request"}}
+    )
+    assert "Item" not in item
