@@ -416,8 +416,22 @@ def schema_problem(value: Any, prop: object, schema: dict[str, Any] | None) -> s
     except SchemaInvalid:
         return None  # a schema we cannot compile checks nothing (evaluation said so already)
     except fastjsonschema.JsonSchemaValueException as exc:
-        return "fails the schema: " + re.sub(r"^data(\.\S+)?", "the value", exc.message)
+        return "fails the schema: " + _schema_message(exc.message)
     return None
+
+
+def _schema_message(message: str) -> str:
+    """fastjsonschema's ``data[0].amount must be number`` -> ``[0].amount must be a number``;
+    ``data must match pattern ...`` -> ``the value must match pattern ...``."""
+    where, _, rest = message.partition(" ")
+    inside = where.removeprefix("data").lstrip(".")
+    rest = re.sub(r"^must be (number|integer|string|boolean|array|object|null)\b", _article, rest)
+    return f"{inside or 'the value'} {rest}"
+
+
+def _article(match: re.Match[str]) -> str:
+    kind = match[1]
+    return f"must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def read_correction(text: str, node: Node, schema: dict[str, Any] | None) -> Reading:
@@ -607,6 +621,11 @@ def check_correction(
     node = nodes.get(path)
     if node is None:
         return {"problem": f"no field {path}"}
+    return reading_of(text, node, schema)
+
+
+def reading_of(text: str, node: Node, schema: dict[str, Any] | None) -> dict[str, Any]:
+    """``check_correction`` for a node at hand (the page renders it for a form sent back)."""
     if not text.strip() or _same(text, node.result.get("value"), node.prop):
         return {}
     if text.strip() == "null":

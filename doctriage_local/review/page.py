@@ -31,6 +31,7 @@ from doctriage_local.review.decision import (
     display_value,
     is_failed,
     is_number_type,
+    reading_of,
     record_nodes,
     schema_checks,
     schema_nodes,
@@ -199,7 +200,8 @@ def _correction_input(
 def _where(field: dict[str, Any], index: int | None) -> str:
     page, box = field.get("page"), field.get("bbox")
     if page is None or not box:
-        return "not found on any page"
+        # found without a box: Datalab cited nothing that locates it (a cell, often)
+        return "found, but not located on a page" if field.get("found") else "not found on any page"
     if index is None:  # no box of its own on the page
         return f"page {int(page) + 1}"
     return (
@@ -231,6 +233,17 @@ def _field_threshold_text(field: dict[str, Any], document_threshold: Any) -> str
     if field.get("threshold") is not None and applied != document_threshold:
         text += f" (this field's own; the document's is {threshold_text(document_threshold)})"
     return text
+
+
+def _reading_html(
+    reading_id: str, posted: str | None, node: Node, schema: dict[str, Any] | None
+) -> str:
+    """Beside a box: how its text is read. A form sent back (refused, reloaded by the server)
+    shows the reading of what it holds, as the page does while the reviewer types."""
+    answer = reading_of(posted, node, schema) if posted else {}
+    refused = " refused" if answer.get("problem") else ""
+    text = answer.get("problem") or answer.get("shown") or ""
+    return f'<p class="reading{refused}" id="{reading_id}" aria-live="polite">{_e(text)}</p>'
 
 
 def _radio(name: str, value: str, checked: str | None, label: str) -> str:
@@ -307,7 +320,7 @@ def _flagged_card(
     {accept}
     {_radio(name, "correct", posted, "Correct to")}
     {_correction_input(name, field.get("value"), posted_value, label, node.prop, reading)}
-    <p class="reading" id="{reading}" aria-live="polite"></p>
+    {_reading_html(reading, posted_value, node, schema)}
     {_radio(name, "absent", posted, "Not on the document")}
     {_confirm_absent(name, node, form)}
   </div>
@@ -585,7 +598,7 @@ def _outcomes_html(
             )
             + "</label>"
             + (f'<p class="problem" role="alert">{_e(problem)}</p>' if problem else "")
-            + f'<p class="reading" id="reading-h{i}" aria-live="polite"></p>'
+            + _reading_html(f"reading-h{i}", posted, node, schema)
             + _confirm_absent(name, node, form)
             + "</div>"
         )
@@ -878,7 +891,7 @@ def _queue_html(queue: QueueFacts) -> str:
         waiting, held = queue.depth
         facts.append(
             f'<b id="queue-waiting">{waiting}</b> waiting on the review queue, '
-            f"<b>{held}</b> with a reviewer (this one included)"
+            f"<b>{held}</b> out of sight (with a reviewer, this one included, or skipped)"
         )
     html = f'<p class="queue-facts small" id="queue-facts">This document: {" · ".join(facts)}</p>'
     limit = queue.max_receive_count
@@ -895,6 +908,15 @@ def _queue_html(queue: QueueFacts) -> str:
         )
         html += f'<p class="notice warn" role="alert" id="near-dlq">{_e(warning)}</p>'
     return html
+
+
+def _resend_warning(stored: dict[str, Any], yours: dict[str, Any]) -> str:
+    if yours.get("outcome") != "reprocess" or stored.get("reprocessed_as"):
+        return ""
+    return (
+        '<p class="notice warn" id="resend-warning">Recording it sends the upload through the '
+        "pipeline again as a new document: Datalab reads (and bills) its pages once more.</p>"
+    )
 
 
 def conflict_page(
@@ -926,7 +948,7 @@ def conflict_page(
   </p>
   {_decision_html(stored, "The stored decision")}
   <section class="notice"><h2>Yours</h2><p>Recorded as an amendment, it would change:</p>
-    {_changes_html(changes(stored, yours))}</section>
+    {_changes_html(changes(stored, yours))}{_resend_warning(stored, yours)}</section>
   <form method="post" action="{document_url(document_id)}/amend" id="amend-form">
     <input type="hidden" name="token" value="{_e(token)}">
     <input type="hidden" name="revision" value="{revision}">

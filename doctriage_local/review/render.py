@@ -87,8 +87,13 @@ def render_pages(data: bytes, max_pages: int = MAX_PAGES) -> tuple[list[Rendered
         if data.startswith(magic):
             width, height = _image_size(data, content_type)
             return [RenderedPage(0, width, height, content_type, data)], 1
+    if not data:
+        raise RenderError("the file is empty")
     if not data.startswith(b"%PDF"):
-        raise RenderError("this file type has no preview here (PDF, PNG, JPEG and GIF do)")
+        raise RenderError(
+            "its content is not a PDF, PNG, JPEG or GIF (the only ones previewed here), "
+            "whatever its name says"
+        )
     pages: list[RenderedPage] = []
     with _PDFIUM_LOCK:
         try:

@@ -357,6 +357,12 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, "Something went wrong", str(exc))
 
     def _notice(self, query: dict[str, list[str]]) -> str | None:
+        notice = self._settled(query)
+        if notice and "reprocessed_as" in query:
+            notice += f" It goes through the pipeline again as {query['reprocessed_as'][0]}."
+        return notice
+
+    def _settled(self, query: dict[str, list[str]]) -> str | None:
         review = self.review
         if "decided" in query:
             return f"Decision stored for {review.title(query['decided'][0])}."
@@ -572,7 +578,9 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             )
             return
         which = {"stored": "decided", "amended": "amended", "identical": "identical"}[outcome.kind]
-        self._redirect(f"/?{which}={quote(document_id, safe='')}")
+        again = outcome.review.get("reprocessed_as") if outcome.kind != "identical" else None
+        also = f"&reprocessed_as={quote(again, safe='')}" if again else ""
+        self._redirect(f"/?{which}={quote(document_id, safe='')}{also}")
 
     def _amend(self, document_id: str, form: dict[str, list[str]]) -> None:
         record = self.review.consumer.get_record(document_id)

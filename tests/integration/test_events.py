@@ -311,7 +311,12 @@ def test_webhook_event_is_what_the_function_url_sends_and_changes_nothing_unregi
     # The shape the stack's function URL gives the handler (and Lambda's, payload format 2.0).
     sent: list[dict] = []
     original = stack.function_urls._invoke
-    stack.function_urls._invoke = lambda name, e: (sent.append(e), original(name, e))[1]
+
+    def recording(name, e):
+        sent.append(e)
+        return original(name, e)
+
+    stack.function_urls._invoke = recording
     try:
         url = stack.resources.resolve({"Fn::GetAtt": ["WebhookFunctionUrl", "FunctionUrl"]})
         request = urllib.request.Request(url, data=event["body"].encode(), method="POST")

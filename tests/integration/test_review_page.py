@@ -551,8 +551,9 @@ def test_a_failed_document_is_entered_by_hand_rejected_or_reprocessed(stack, rev
     third = _open_failed(page, ids - {first, second})
     page.locator('input[name="outcome"][value="reprocess"]').check()
     page.locator("#submit").click()
-    page.wait_for_url(f"**decided={third}")
+    page.wait_for_url(f"**decided={third}&reprocessed_as=*")
     stored = stack.record(third)
+    assert f"through the pipeline again as {stored['reprocessed_as']}" in page.inner_text("main")
     assert stored["review"]["outcome"] == "reprocess"
     assert stored["review"]["reprocessed_as"] == stored["reprocessed_as"]
     assert stored["reprocessed_as"] not in ids | {"pending"}
@@ -842,7 +843,7 @@ def test_unsaved_choices_survive_a_reload_and_a_review_server_restart(stack, fix
     page.wait_for_url(f"**/doc/{document_id}")
     assert page.locator("#draft-restored").count() == 0
     page.keyboard.press("c")
-    page.keyboard.type("12")
+    page.keyboard.type("12,00")  # read as 12.0, as the page shows beside the box
     page.keyboard.press("Escape")
     assert _draft_keys(page) == [f"doctriage-review-draft:{document_id}"]
 
@@ -850,7 +851,10 @@ def test_unsaved_choices_survive_a_reload_and_a_review_server_restart(stack, fix
     assert dialogs == ["beforeunload"]
     page.wait_for_selector("#draft-restored")
     assert page.locator('input[name="decision.tax"][value="correct"]').is_checked()
-    assert page.locator('input[name="value.tax"]').input_value() == "12"
+    assert page.locator('input[name="value.tax"]').input_value() == "12,00"
+    # ... and its reading is shown again before anything is stored, as when it was typed.
+    reading = page.locator('.field-card[data-field="tax"] .reading')
+    page.wait_for_function("el => el.textContent === 'read as 12.0'", arg=reading.element_handle())
 
     # The review server restarts (the document goes back on the queue, a new token).
     port = fixture_server.port
@@ -861,7 +865,7 @@ def test_unsaved_choices_survive_a_reload_and_a_review_server_restart(stack, fix
         page.goto(restarted.url)
         page.wait_for_url(f"**/doc/{document_id}")
         page.wait_for_selector("#draft-restored")
-        assert page.locator('input[name="value.tax"]').input_value() == "12"
+        assert page.locator('input[name="value.tax"]').input_value() == "12,00"
         page.keyboard.press("Control+Enter")
         page.wait_for_url("**/?decided=*")
         assert stack.record(document_id)["review"]["corrected"] == {"tax": 12}

@@ -776,3 +776,48 @@ def test_the_conflict_page_shows_the_stored_decision_and_offers_an_amendment():
     assert 'name="value.invoice_number" value="INV-&quot;77&quot;"' in html  # resent, escaped
     assert html.count('name="token"') == 1
     assert 'action="/doc/doc-1/amend"' in html
+
+
+def test_a_form_sent_back_shows_the_reading_of_what_it_holds():
+    # A refused decision's page keeps the typed text, and says again how it is read.
+    form = _form(decision__total_amount="correct", value__total_amount="$1,234.50")
+    html = _pageless(_record(), schema=INVOICE, form=form, error=DecisionError({"x": "y"}))
+    card = html.split('data-field="total_amount"', 1)[1].split("</fieldset>", 1)[0]
+    assert re.search(
+        r'<p class="reading" id="reading-\d+" aria-live="polite">read as 1234.5</p>', card
+    )
+    refused = _form(decision__invoice_number="correct", value__invoice_number="12345")
+    html = _pageless(_record(), schema=INVOICE, form=refused, error=DecisionError({"x": "y"}))
+    card = html.split('data-field="invoice_number"', 1)[1].split("</fieldset>", 1)[0]
+    assert 'class="reading refused"' in card
+    assert "must match pattern" in card
+
+
+def test_schema_refusals_name_the_part_that_fails_in_words():
+    from doctriage_local.review.decision import schema_problem
+
+    lines = {"type": "array", "items": {"type": "object", "properties": {"amount": NUM}}}
+    problem = schema_problem([{"amount": "934.50"}], lines, {"type": "object", "properties": {}})
+    assert problem == "fails the schema: [0].amount must be a number"
+
+
+def test_the_conflict_page_warns_that_an_amended_reprocess_sends_the_upload_again():
+    record = _failed()
+    stored = with_history(
+        {
+            "reviewer": "bo",
+            "decided_at": "2024-05-01T10:00:00.000Z",
+            "outcome": "rejected",
+            "rejected_reason": "unreadable",
+            "accepted": [],
+            "corrected": {},
+        },
+        None,
+    )
+    form = _form(token="t", outcome="reprocess")
+    yours = build_review(record, form, "ana", schema=INVOICE)
+    html = conflict_page(record, stored=stored, yours=yours, form=form, revision=1, token="t")
+    assert 'id="resend-warning"' in html
+    rejected = build_review(record, _form(outcome="rejected", reject_reason="duplicate"), "ana")
+    html = conflict_page(record, stored=stored, yours=rejected, form=form, revision=1, token="t")
+    assert 'id="resend-warning"' not in html

@@ -59,7 +59,14 @@ def test_browser_images_are_passed_through():
     assert (pages[0].width, pages[0].height, pages[0].data) == (3, 5, png)
 
 
-@pytest.mark.parametrize("data", [b"PK\x03\x04 a docx", b"%PDF-1.7 truncated"])
-def test_what_cannot_be_shown_is_a_clear_error(data):
-    with pytest.raises(RenderError):
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (b"", "the file is empty"),
+        (b"PK\x03\x04 a docx", "not a PDF, PNG, JPEG or GIF"),
+        (b"%PDF-1.7 truncated", "pdfium cannot open this PDF"),
+    ],
+)
+def test_what_cannot_be_shown_is_a_clear_error(data, said):
+    with pytest.raises(RenderError, match=said):
         render_pages(data)

@@ -193,7 +193,7 @@ def test_a_webhook_that_beats_the_registration_is_accepted_once_it_is_registered
     with pytest.raises(errors.WebhookArrivedFirst):
         await_webhook("req-1", "token-1", arrivals=arrivals)
     # ... while a request never registered is refused after the grace: 8 looks more, then 403
-    never, slept = FakeArrivals(), []
+    never, slept = FakeArrivals(), list[float]()
     text = json.dumps({**GENUINE, "request_id": "never-sent"})
     refused = receive_webhook(
         text, secret=SECRET, arrivals=never, tasks=tasks, now=lambda: 0.0, sleep=slept.append

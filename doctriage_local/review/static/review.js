@@ -130,11 +130,23 @@
     // decision uses: one rule, in one place), shown beside the box before anything is stored.
     const checkUrl = form ? form.getAttribute("action").replace(/decision$/, "check") : null;
     const refused = new Map();  // input -> its problem
+    const reading = new Set();  // inputs whose new text the server has not read yet
+    let sendWhenRead = false;  // a submit waits for those readings, so none goes unseen
+
+    function read(input) {
+      reading.delete(input);
+      if (reading.size || !sendWhenRead) return;
+      sendWhenRead = false;
+      form.requestSubmit();
+    }
 
     function checkLater(input) {
-      const reading = document.getElementById(input.getAttribute("aria-describedby"));
-      if (!reading || !checkUrl) return;
+      const shown = document.getElementById(input.getAttribute("aria-describedby"));
+      if (!shown || !checkUrl) return;
       refused.delete(input);  // until the server has read the new text, the server decides
+      reading.add(input);
+      shown.textContent = "";  // the last reading is of other text
+      shown.classList.remove("refused");
       clearTimeout(input.checkTimer);
       input.checkTimer = setTimeout(async () => {
         const text = input.value;
@@ -145,14 +157,15 @@
           });
           const answer = await response.json();
           if (input.value !== text) return;  // typed on meanwhile: a later answer says
-          reading.textContent = answer.problem || answer.shown || "";
-          reading.classList.toggle("refused", Boolean(answer.problem));
+          shown.textContent = answer.problem || answer.shown || "";
+          shown.classList.toggle("refused", Boolean(answer.problem));
           input.setAttribute("aria-invalid", answer.problem ? "true" : "false");
           if (answer.problem) refused.set(input, answer.problem);
           else refused.delete(input);
         } catch (error) {
           refused.delete(input);  // the server decides on submit
         }
+        read(input);
       }, 150);
     }
 
@@ -173,6 +186,11 @@
     });
     if (form && editable) {
       form.addEventListener("submit", (event) => {
+        if ([...reading].some(chosen)) {
+          event.preventDefault();  // sent once each reading is shown (or refused)
+          sendWhenRead = true;
+          return;
+        }
         const first = [...refused.keys()].find(chosen);
         if (!first) return;
         event.preventDefault();  // an invalid correction is never sent: its reason is beside it
@@ -297,6 +315,10 @@
       if (!draft || !draft.values) return;
       apply(draft.values);
       if (!dirty()) return;
+      // Restored text is read again, as if typed: its reading shows before anything is stored.
+      form.querySelectorAll(".correction[aria-describedby]").forEach((input) => {
+        if (input.value !== input.defaultValue) checkLater(input);
+      });
       const note = document.createElement("div");
       note.className = "notice";
       note.id = "draft-restored";
