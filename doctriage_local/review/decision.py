@@ -634,7 +634,20 @@ def reading_of(text: str, node: Node, schema: dict[str, Any] | None) -> dict[str
         reading = read_correction(text, node, schema)
     except ValueError as exc:
         return {"problem": str(exc)}
-    return {"shown": reading.shown} if reading.shown else {}
+    if reading.shown:
+        return {"shown": reading.shown}
+    if isinstance(reading.value, str) and reading.value != text:
+        return {"shown": f"read as {reading.value} (spaces around it dropped)"}
+    constraints = _CONSTRAINTS & set(node.prop) if isinstance(node.prop, dict) else set()
+    return (
+        {"shown": "fits the schema (" + ", ".join(sorted(constraints)) + ")"} if constraints else {}
+    )
+
+
+# What a value can fail beyond its type: a correction meeting any of these says so.
+_CONSTRAINTS = frozenset(
+    {"pattern", "enum", "const", "format", "minimum", "maximum", "minLength", "maxLength"}
+)
 
 
 # ---------------------------------------------------------------------- revisions and history

@@ -234,7 +234,9 @@ def test_a_reviewer_corrects_a_flagged_field_in_the_browser(stack, review_server
     assert page.evaluate("document.activeElement.name") == "value.invoice_number"
     page.keyboard.press("Control+a")
     page.keyboard.type("INV-0077")
-    page.wait_for_function("el => el.textContent === ''", arg=reading.element_handle())
+    page.wait_for_function(
+        "el => el.textContent === 'fits the schema (pattern)'", arg=reading.element_handle()
+    )
     page.keyboard.press("Escape")
     # due_date is not on the document: required, so it needs its confirmation.
     page.keyboard.press("j")

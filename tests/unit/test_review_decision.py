@@ -414,8 +414,17 @@ def test_a_correction_is_read_by_its_type_and_checked_against_its_property_schem
     assert check_correction(record, INVOICE, "total_amount", "$1,234.50") == {
         "shown": "read as 1234.5"
     }
-    assert check_correction(record, INVOICE, "total_amount", "1234.5") == {}
+    assert check_correction(record, INVOICE, "total_amount", "1234.5") == {
+        "shown": "fits the schema (minimum)"
+    }
     assert "pattern" in check_correction(record, INVOICE, "invoice_number", "12345")["problem"]
+    # A right value says it fits what it could have failed; spaces dropped are said too.
+    assert check_correction(record, INVOICE, "invoice_number", "INV-0078") == {
+        "shown": "fits the schema (pattern)"
+    }
+    assert check_correction(record, INVOICE, "invoice_number", " INV-0078 ") == {
+        "shown": "read as INV-0078 (spaces around it dropped)"
+    }
     form = _form(
         decision__invoice_number="correct",
         value__invoice_number="12345",  # a string with a pattern: not stored as a number
