@@ -26,6 +26,8 @@ A failed document has nothing to decide path by path: its form has an ``outcome`
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime
 import json
 import math
@@ -36,6 +38,7 @@ from typing import Any
 
 import fastjsonschema
 
+from doctriage_core.domain.evaluation import FieldResult, run_checks
 from doctriage_core.domain.schemas import (
     Check,
     node_validator,
@@ -156,6 +159,63 @@ def schema_checks(schema: dict[str, Any] | None) -> dict[str, Check]:
         return {check.name: check for check in parse_checks(schema) or []}
     except SchemaInvalid:
         return {}
+
+
+def checks_after(
+    record: dict[str, Any], schema: dict[str, Any] | None, review: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The schema's x-checks over the record's values as ``review`` corrects them: evaluation's
+    own rule (``run_checks``), so a correction that breaks a sum is told as the pipeline would."""
+    checks = list(schema_checks(schema).values())
+    if not checks:
+        return []
+    fields = copy.deepcopy(record.get("fields") or {})
+    for path, value in (review.get("corrected") or {}).items():
+        with contextlib.suppress(KeyError, IndexError, TypeError, AttributeError):
+            _set_value(fields, path, value)
+    return run_checks(checks, {name: _as_result(f) for name, f in fields.items()})
+
+
+def _set_value(fields: dict[str, Any], path: str, value: Any) -> None:
+    """Put a corrected ``value`` at ``path`` (``total``, ``line_items[1].amount``, ``a.b``)."""
+    parts = [int(i) if i else n for n, i in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)]
+    first, rest = str(parts[0]), parts[1:]
+    node: Any = fields.setdefault(first, {"value": None, "found": False})
+    for part in rest:
+        if isinstance(part, int):
+            node = node["items"][part]  # a row: column -> cell result
+        elif "properties" in node:
+            node = node["properties"][part]
+        else:
+            node = node[part]
+    node["value"], node["found"] = value, value is not None
+    if isinstance(value, list):
+        node["items"] = [
+            {column: {"value": v, "found": v is not None} for column, v in row.items()}
+            for row in value
+            if isinstance(row, dict)
+        ]
+
+
+def _as_result(field: dict[str, Any]) -> FieldResult:
+    items = field.get("items")
+    properties = field.get("properties")
+    return FieldResult(
+        value=field.get("value"),
+        found=bool(field.get("found")),
+        confidence=None,
+        score=None,
+        reasoning=None,
+        citations=[],
+        page=None,
+        bbox=None,
+        items=[{c: _as_result(cell) for c, cell in row.items()} for row in items]
+        if isinstance(items, list)
+        else None,
+        properties={p: _as_result(r) for p, r in properties.items()}
+        if isinstance(properties, dict)
+        else None,
+    )
 
 
 def check_paths(check: Check, nodes: dict[str, Node]) -> list[str]:

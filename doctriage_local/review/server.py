@@ -42,6 +42,7 @@ from doctriage_local.review.decision import (
     DecisionError,
     build_review,
     check_correction,
+    checks_after,
     is_audit,
     revision_of,
 )
@@ -360,6 +361,12 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         notice = self._settled(query)
         if notice and "reprocessed_as" in query:
             notice += f" It goes through the pipeline again as {query['reprocessed_as'][0]}."
+        if notice and "checks_failing" in query:
+            names = query["checks_failing"][0].replace(",", ", ")
+            notice += (
+                f" With its corrections, {names} does not add up: if that is wrong, amend the "
+                "decision from the document's page."
+            )
         return notice
 
     def _settled(self, query: dict[str, list[str]]) -> str | None:
@@ -580,6 +587,10 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         which = {"stored": "decided", "amended": "amended", "identical": "identical"}[outcome.kind]
         again = outcome.review.get("reprocessed_as") if outcome.kind != "identical" else None
         also = f"&reprocessed_as={quote(again, safe='')}" if again else ""
+        if outcome.kind != "identical" and decision.get("corrected"):
+            after = checks_after(record, self.review.schema(record), decision)
+            failing = ",".join(c["name"] for c in after if c["passed"] is False)
+            also += f"&checks_failing={quote(failing, safe=',')}" if failing else ""
         self._redirect(f"/?{which}={quote(document_id, safe='')}{also}")
 
     def _amend(self, document_id: str, form: dict[str, list[str]]) -> None:

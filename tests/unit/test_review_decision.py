@@ -830,3 +830,23 @@ def test_the_conflict_page_warns_that_an_amended_reprocess_sends_the_upload_agai
     rejected = build_review(record, _form(outcome="rejected", reject_reason="duplicate"), "ana")
     html = conflict_page(record, stored=stored, yours=rejected, form=form, revision=1, token="t")
     assert 'id="resend-warning"' not in html
+
+
+def test_checks_after_the_corrections_are_evaluations_own():
+    from doctriage_local.review.decision import checks_after
+
+    record = _nested([cell_row("Bolts", 500), cell_row("Nuts", 20)], total=530)
+    [before] = record["checks"]
+    assert (before["name"], before["passed"]) == ("total_matches_lines", True)
+
+    def after(corrected):
+        [check] = checks_after(record, SCHEMA, {"corrected": corrected})
+        return check["passed"], check["computed"], check["expected"]
+
+    assert after({}) == (True, 530.0, 530.0)
+    assert after({"total": 532}) == (False, 530.0, 532.0)  # the total no longer adds up
+    assert after({"lines[1].amount": 22, "total": 532}) == (True, 532.0, 532.0)  # a cell
+    whole = [{"description": "Bolts", "amount": 400}, {"description": "Nuts", "amount": 20}]
+    assert after({"lines": whole}) == (False, 430.0, 530.0)  # the whole list
+    assert after({"tax": None}) == (None, None, 530.0)  # not on the document: nothing to add
+    assert checks_after(record, None, {"corrected": {"total": 1}}) == []  # no schema, no checks
