@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from doctriage_core.adapters.aws import from_dynamodb
-from doctriage_core.domain.documents import document_id_for
+from doctriage_core.domain.documents import REPROCESS_OF_METADATA, document_id_for
 
 # Reasons a copy of the same upload fails for again, and why (the record's extraction_failed:...).
 PERMANENT_REASONS = {
@@ -119,11 +119,15 @@ def reprocess(
             return Reprocessed(**{**base.__dict__, "note": "already reprocessed"})
         raise
     try:
+        # The copy keeps the upload's metadata (its threshold) and says what it reprocesses.
+        head = s3.head_object(**copy_source)
         copied = s3.copy_object(
             Bucket=source["bucket"],
             Key=source["key"],
             CopySource=copy_source,
-            MetadataDirective="COPY",
+            MetadataDirective="REPLACE",
+            Metadata={**head.get("Metadata", {}), REPROCESS_OF_METADATA: record["document_id"]},
+            ContentType=head.get("ContentType") or "binary/octet-stream",
         )
     except ClientError as exc:
         code = exc.response["Error"]["Code"]

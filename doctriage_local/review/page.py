@@ -511,6 +511,8 @@ def _summary(record: dict[str, Any]) -> str:
         "average score <b>" + ("-" if average is None else f"{average:.2f}") + "</b> of 5",
         f'<span class="muted">{_e(record["document_id"])}</span>',
     ]
+    if source.get("reprocess_of"):
+        facts.append(f"a reprocess of <code>{_e(source['reprocess_of'])}</code>")
     version = source.get("version_id")
     where = f"s3://{source.get('bucket')}/{source.get('key')}"
     return (
@@ -623,13 +625,25 @@ def _outcomes_html(
     <div class="hand">{hand}</div></div>
   <div class="outcome">{radio("reprocess", "Reprocess")}
     <p class="muted small">The upload goes through the pipeline again as a new document, as
-    <code>doctriage reprocess</code> does ({_e(reprocessing.decide(record).why)}).</p></div>
+    <code>doctriage reprocess</code> does ({_e(reprocessing.decide(record).why)}).</p>
+    {_already_reprocessed(record)}</div>
   <div class="outcome">{radio("rejected", "Reject")}
     <label>Why <select name="reject_reason"><option value="">choose…</option>{reasons}</select>
     </label></div>
   <label class="note">Note (optional) <input type="text" name="note"
     value="{_e(form.get("note", [""])[0])}" autocomplete="off"></label>
 </section>"""
+
+
+def _already_reprocessed(record: dict[str, Any]) -> str:
+    earlier = (record.get("source") or {}).get("reprocess_of")
+    if not earlier:
+        return ""
+    return (
+        f'<p class="notice warn small" id="already-reprocessed">This document is itself a '
+        f"reprocess of <code>{_e(earlier)}</code>, which failed too: once more sends the same "
+        "upload to Datalab again.</p>"
+    )
 
 
 def _decision_text(decision: Any) -> str:

@@ -41,6 +41,8 @@ def test_a_failed_document_is_reprocessed_once_into_a_new_record(stack, emulator
     assert new["status"] == "complete"
     assert new["source"]["key"] == failed["source"]["key"]
     assert new["human_review_threshold"] == 0.5  # the upload's metadata came along
+    assert new["source"]["reprocess_of"] == failed["document_id"]  # ... and names what it redoes
+    assert "reprocess_of" not in failed["source"]
     old = stack.record(failed["document_id"])
     assert old["review_status"] == "needs_review"  # history is kept, review_status unchanged
     assert old["reprocessed_as"] == outcome.new_document_id

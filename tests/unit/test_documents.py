@@ -97,3 +97,14 @@ def test_content_must_match_extension():
     with pytest.raises(InvalidDocument) as caught:
         d.check_content("a.pdf", b"MZ\x90\x00 executable")
     assert caught.value.reason == "unsupported_type"
+
+
+def test_reprocess_of_trusts_only_a_document_ids_shape():
+    from doctriage_core.domain.documents import reprocess_of
+
+    valid = "doc-" + "a" * 40
+    assert reprocess_of({"reprocess-of": valid}) == valid
+    assert reprocess_of({"reprocess-of": f" {valid} "}) == valid
+    for bad in ("", "doc-1", "<script>", valid + "0", "DOC-" + "a" * 40):
+        assert reprocess_of({"reprocess-of": bad}) is None
+    assert reprocess_of({}) is None

@@ -850,3 +850,14 @@ def test_checks_after_the_corrections_are_evaluations_own():
     assert after({"lines": whole}) == (False, 430.0, 530.0)  # the whole list
     assert after({"tax": None}) == (None, None, 530.0)  # not on the document: nothing to add
     assert checks_after(record, None, {"corrected": {"total": 1}}) == []  # no schema, no checks
+
+
+def test_a_failed_reprocess_says_what_it_reprocessed_and_that_once_more_costs_again():
+    earlier = "doc-" + "b" * 40
+    record = _failed()
+    assert 'id="already-reprocessed"' not in _pageless(record, schema=INVOICE)
+    record["source"] = {**record["source"], "reprocess_of": earlier}
+    assert_valid_record(record)
+    html = _pageless(record, schema=INVOICE)
+    assert f"a reprocess of <code>{earlier}</code>" in html
+    assert 'id="already-reprocessed"' in html

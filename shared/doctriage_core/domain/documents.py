@@ -21,6 +21,10 @@ SCHEMA_PREFIX = "schemas/"
 RESULTS_PREFIX = "results/"
 # S3 user metadata (x-amz-meta-human-review-threshold): an upload's own review threshold.
 UPLOAD_THRESHOLD_METADATA = "human-review-threshold"
+# S3 user metadata (x-amz-meta-reprocess-of) a reprocess puts on its copy: the failed document it
+# sends again, named on the new record's source.
+REPROCESS_OF_METADATA = "reprocess-of"
+_DOCUMENT_ID = re.compile(r"doc-[0-9a-f]{40}")
 # The intake message attribute saying when the first copy of a re-sent message was sent: the
 # retry window for transient failures counts from there (workflow/intake.py).
 FIRST_SENT_ATTRIBUTE = "doctriage-first-sent"
@@ -88,18 +92,30 @@ class DocumentRef:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
+    reprocess_of: str | None = None  # the failed document this upload's copy sends again
 
     def source(self) -> dict[str, Any]:
         """The record's ``source`` object."""
         data = asdict(self)
-        return {k: data[k] for k in ("bucket", "key", "version_id", "etag", "size")}
+        source = {k: data[k] for k in ("bucket", "key", "version_id", "etag", "size")}
+        return source | ({"reprocess_of": self.reprocess_of} if self.reprocess_of else {})
 
     def to_state(self) -> dict[str, Any]:
-        return asdict(self)
+        state = asdict(self)
+        if state["reprocess_of"] is None:
+            del state["reprocess_of"]  # only a reprocess's copy carries it
+        return state
 
     @classmethod
     def from_state(cls, data: Mapping[str, Any]) -> DocumentRef:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})  # type: ignore[arg-type]
+
+
+def reprocess_of(metadata: Mapping[str, str]) -> str | None:
+    """The document a copy reprocesses, from its S3 metadata: a document id, else None (metadata
+    anyone uploading may set: only its shape is trusted, and it only names, never decides)."""
+    value = (metadata.get(REPROCESS_OF_METADATA) or "").strip()
+    return value if _DOCUMENT_ID.fullmatch(value) else None
 
 
 def decode_event_key(raw_key: str) -> str:

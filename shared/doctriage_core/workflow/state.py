@@ -9,7 +9,7 @@ Step Functions, never a document or a result (256 KB state limit).
 from __future__ import annotations
 
 import json
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 from doctriage_core.domain.poll_policy import Phase as WaitingPhase
 
@@ -25,6 +25,7 @@ class DocumentState(TypedDict):
     version_id: str | None
     etag: str | None
     size: int | None
+    reprocess_of: NotRequired[str]  # a reprocess's copy: the failed document it sends again
 
 
 class SchemaRef(TypedDict):

@@ -25,6 +25,7 @@ from doctriage_core.domain.documents import (
     check_size,
     content_type_for,
     doc_type_from_key,
+    reprocess_of,
     schema_key_for,
 )
 from doctriage_core.domain.poll_policy import (
@@ -185,6 +186,7 @@ def submit_upload(
             size=info.size,
             etag=document.etag or info.etag,
             version_id=document.version_id or info.version_id,
+            reprocess_of=reprocess_of(info.metadata),
         )
         check_size(info.size)
         upload_threshold = _upload_threshold(info.metadata, settings)
