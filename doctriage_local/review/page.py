@@ -88,8 +88,11 @@ def threshold_text(threshold: Any) -> str:
     return f"{threshold:.2f}"
 
 
-def _confidence_text(confidence: float | None) -> str:
-    return "unscored" if confidence is None else f"confidence {confidence:.2f}"
+def _confidence_text(confidence: float | None, vouched: float | None = None) -> str:
+    """A cell Datalab scored not on its own says what its list (or object) was scored."""
+    if confidence is not None:
+        return f"confidence {confidence:.2f}"
+    return "unscored" if vouched is None else f"unscored (its list: confidence {vouched:.2f})"
 
 
 def document_url(document_id: str) -> str:
@@ -274,6 +277,7 @@ def _flagged_card(
     problem: str | None,
     schema: dict[str, Any] | None,
     crop: str = "",
+    vouched: float | None = None,  # a cell's or property's field: its confidence
 ) -> str:
     """One path to decide: why, what was extracted, where, and accept / correct / absent.
 
@@ -305,7 +309,7 @@ def _flagged_card(
 <fieldset class="field-card flagged {css}{" has-problem" if problem else ""}" id="field-{index}"
   data-field="{_e(name)}" data-box="box-{index}" tabindex="-1"{described}>
   <legend><span class="name">{_e(name)}</span>
-    <span class="pill {css}">{_e(_confidence_text(field.get("confidence")))}</span>
+    <span class="pill {css}">{_e(_confidence_text(field.get("confidence"), vouched))}</span>
     {'<span class="pill required">required</span>' if node.required else ""}</legend>
   {error}
   {_reasons_html(reasons)}
@@ -798,9 +802,12 @@ def document_page(
 
     def card(path: str) -> str:
         reasons = flagged[path]
-        crop = _crop_html(indices[path], nodes[path].result, record["document_id"], sizes)
+        node = nodes[path]
+        crop = _crop_html(indices[path], node.result, record["document_id"], sizes)
+        whole = (record.get("fields") or {}).get(node.field) or {}
+        vouched = whole.get("confidence") if node.path != node.field else None
         return _flagged_card(
-            indices[path], nodes[path], reasons, threshold, form, problems.get(path), schema, crop
+            indices[path], node, reasons, threshold, form, problems.get(path), schema, crop, vouched
         )
 
     groups = []

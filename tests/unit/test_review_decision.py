@@ -861,3 +861,11 @@ def test_a_failed_reprocess_says_what_it_reprocessed_and_that_once_more_costs_ag
     html = _pageless(record, schema=INVOICE)
     assert f"a reprocess of <code>{earlier}</code>" in html
     assert 'id="already-reprocessed"' in html
+
+
+def test_an_unscored_cell_shows_its_lists_confidence():
+    html = _page(_flagged_cells())
+    card = html.split('data-field="lines[0].qty"', 1)[1].split("</legend>", 1)[0]
+    assert "unscored (its list: confidence 0.25)" in card
+    whole = _pageless(_record())  # a top-level field has no list to speak for it
+    assert "its list" not in whole
