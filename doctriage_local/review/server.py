@@ -519,19 +519,12 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             )
             return
         try:
-            decision = build_review(
-                document.record,
-                form,
-                self.review.reviewer,
-                schema=self.review.schema(document.record),
-                audit=document.audit,
-            )
+            decision = self._review_of(document.record, form, audit=document.audit)
         except DecisionError as exc:
             self._render(document.record, document, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
         try:
-            if decision["outcome"] == "reprocess" and self._still_at(document_id, 0):
-                decision["reprocessed_as"] = self.review.reprocess(document.record)
+            self._reprocess_if_still_at(document.record, decision, revision=0)
             outcome = self.review.decide(document, decision)
         except Exception as exc:
             log.exception("storing the decision for %s failed", document_id)
@@ -550,13 +543,7 @@ class _ReviewHandler(BaseHTTPRequestHandler):
         """A decision posted for a document decided meanwhile (another tab, another reviewer):
         acknowledged when it is the same, else the conflict page. Nothing is written."""
         try:
-            decision = build_review(
-                record,
-                form,
-                self.review.reviewer,
-                schema=self.review.schema(record),
-                audit=is_audit(record),
-            )
+            decision = self._review_of(record, form)
         except DecisionError as exc:
             self._render(record, None, HTTPStatus.BAD_REQUEST, form=form, error=exc)
             return
@@ -606,27 +593,37 @@ class _ReviewHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.BAD_REQUEST, "Bad form", "The amendment names no revision.")
             return
         try:
-            decision = build_review(
-                record,
-                form,
-                self.review.reviewer,
-                schema=self.review.schema(record),
-                audit=is_audit(record),
-            )
+            decision = self._review_of(record, form)
         except DecisionError as exc:
             self._error(HTTPStatus.BAD_REQUEST, "Not stored", str(exc))
             return
-        if decision["outcome"] == "reprocess" and self._still_at(document_id, revision):
-            decision["reprocessed_as"] = self.review.reprocess(record)
+        self._reprocess_if_still_at(record, decision, revision=revision)
         outcome = self.review.consumer.amend(document_id, decision, revision=revision)
         self._answer(record, decision, outcome, form)
 
-    def _still_at(self, document_id: str, revision: int) -> bool:
-        """Whether the stored review is still at ``revision``, read now: a reprocess sends the
-        upload through the pipeline again, which no later conflict can take back, so it goes
-        only ahead of a decision that will be stored (short of a race in the moment between)."""
-        record = self.review.consumer.get_record(document_id) or {}
-        return revision_of(record.get("review")) == revision
+    def _review_of(
+        self, record: dict[str, Any], form: dict[str, list[str]], audit: bool | None = None
+    ) -> dict[str, Any]:
+        """The decision this form makes, signed by this server's reviewer; DecisionError."""
+        return build_review(
+            record,
+            form,
+            self.review.reviewer,
+            schema=self.review.schema(record),
+            audit=is_audit(record) if audit is None else audit,
+        )
+
+    def _reprocess_if_still_at(
+        self, record: dict[str, Any], decision: dict[str, Any], *, revision: int
+    ) -> None:
+        """A reprocess decision's upload goes round again, if the stored review is still at
+        ``revision`` (read now): that cannot be taken back by a later conflict, so it goes only
+        ahead of a decision that will be stored (short of a race in the moment between)."""
+        if decision["outcome"] != "reprocess":
+            return
+        current = self.review.consumer.get_record(record["document_id"]) or {}
+        if revision_of(current.get("review")) == revision:
+            decision["reprocessed_as"] = self.review.reprocess(record)
 
     def _check(self, document_id: str, form: dict[str, list[str]]) -> None:
         record, _ = self._record(document_id)
